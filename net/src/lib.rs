@@ -1,0 +1,1 @@
+//! Shale's framing, transport and async host (being built).

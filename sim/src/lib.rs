@@ -1,0 +1,1 @@
+//! Shale's deterministic discrete-event executor (being built).
