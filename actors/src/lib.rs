@@ -9,4 +9,6 @@
 
 pub mod kernel;
 
-pub use kernel::{Actor, Addr, Ctx, Effect, Epoch, JobError, JobId, JobSpec, NodeId, Time, TimerId};
+pub use kernel::{
+    Actor, Addr, Ctx, Effect, Epoch, JobError, JobId, JobSpec, NodeId, Time, TimerId,
+};

@@ -24,6 +24,9 @@ pub enum StorageError {
 
 impl StorageError {
     pub fn corruption(file: impl Into<String>, reason: impl Into<String>) -> Self {
-        StorageError::Corruption { file: file.into(), reason: reason.into() }
+        StorageError::Corruption {
+            file: file.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -107,7 +107,14 @@ impl CellKey {
         let ts = !read_u64(&rest[0..8]);
         let kind = CellKind::from_u8(rest[8]).ok_or_else(|| bad("kind byte"))?;
         let seq = !read_u64(&rest[9..17]);
-        Ok(CellKey { row, family, qualifier, ts, kind, seq })
+        Ok(CellKey {
+            row,
+            family,
+            qualifier,
+            ts,
+            kind,
+            seq,
+        })
     }
 }
 
@@ -191,7 +198,14 @@ mod tests {
     use proptest::prelude::*;
 
     fn key(row: &[u8], fam: &[u8], q: &[u8], ts: u64, kind: CellKind, seq: u64) -> CellKey {
-        CellKey { row: row.into(), family: fam.into(), qualifier: q.into(), ts, kind, seq }
+        CellKey {
+            row: row.into(),
+            family: fam.into(),
+            qualifier: q.into(),
+            ts,
+            kind,
+            seq,
+        }
     }
 
     fn logical(a: &CellKey) -> impl Ord + '_ {
@@ -206,13 +220,31 @@ mod tests {
     }
 
     fn arb_bytes() -> impl Strategy<Value = Vec<u8>> {
-        prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()], 0..6)
+        prop::collection::vec(
+            prop_oneof![Just(0u8), Just(1u8), Just(0xFFu8), any::<u8>()],
+            0..6,
+        )
     }
 
     fn arb_key() -> impl Strategy<Value = CellKey> {
-        (arb_bytes(), arb_bytes(), arb_bytes(), any::<u64>(), 1u8..=5, any::<u64>()).prop_map(
-            |(r, f, q, ts, k, seq)| key(&r, &f, &q, ts, CellKind::from_u8(k).unwrap_or(CellKind::Put), seq),
+        (
+            arb_bytes(),
+            arb_bytes(),
+            arb_bytes(),
+            any::<u64>(),
+            1u8..=5,
+            any::<u64>(),
         )
+            .prop_map(|(r, f, q, ts, k, seq)| {
+                key(
+                    &r,
+                    &f,
+                    &q,
+                    ts,
+                    CellKind::from_u8(k).unwrap_or(CellKind::Put),
+                    seq,
+                )
+            })
     }
 
     proptest! {
@@ -256,8 +288,16 @@ mod tests {
 
     #[test]
     fn garbage_is_corruption_not_panic() {
-        for bad in [&b""[..], b"abc", b"\x00\x02", b"r\x00\x01f\x00\x01q\x00\x01short"] {
-            assert!(matches!(CellKey::decode(bad), Err(StorageError::Corruption { .. })));
+        for bad in [
+            &b""[..],
+            b"abc",
+            b"\x00\x02",
+            b"r\x00\x01f\x00\x01q\x00\x01short",
+        ] {
+            assert!(matches!(
+                CellKey::decode(bad),
+                Err(StorageError::Corruption { .. })
+            ));
         }
         let mut k = key(b"r", b"f", b"q", 1, CellKind::Put, 1).encode();
         let kind_at = k.len() - 9;

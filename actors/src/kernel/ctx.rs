@@ -10,10 +10,23 @@ pub type JobFn<O> = Box<dyn FnOnce() -> O + Send + 'static>;
 
 /// One thing an actor asked its host to do.
 pub enum Effect<A: Actor> {
-    Send { to: NodeId, msg: A::Msg },
-    SetTimer { id: TimerId, after: Duration, timer: A::Timer },
-    CancelTimer { id: TimerId },
-    StartJob { id: JobId, spec: JobSpec, work: JobFn<A::JobOutput> },
+    Send {
+        to: NodeId,
+        msg: A::Msg,
+    },
+    SetTimer {
+        id: TimerId,
+        after: Duration,
+        timer: A::Timer,
+    },
+    CancelTimer {
+        id: TimerId,
+    },
+    StartJob {
+        id: JobId,
+        spec: JobSpec,
+        work: JobFn<A::JobOutput>,
+    },
 }
 
 impl<A: Actor> fmt::Debug for Effect<A> {
@@ -61,7 +74,13 @@ impl<'a, A: Actor> Ctx<'a, A> {
         ids: &'a mut IdGen,
         out: &'a mut Vec<Effect<A>>,
     ) -> Self {
-        Self { me, now, rng, ids, out }
+        Self {
+            me,
+            now,
+            rng,
+            ids,
+            out,
+        }
     }
 
     /// This actor's node id.
@@ -103,7 +122,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
     ) -> JobId {
         let id = JobId(self.ids.next_job);
         self.ids.next_job += 1;
-        self.out.push(Effect::StartJob { id, spec, work: Box::new(work) });
+        self.out.push(Effect::StartJob {
+            id,
+            spec,
+            work: Box::new(work),
+        });
         id
     }
 

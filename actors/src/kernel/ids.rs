@@ -11,7 +11,9 @@ pub struct NodeId(pub u64);
 
 /// A node's incarnation number as the cluster knows it. A node restarted on the same address
 /// gets a new, larger epoch; requests carrying an older one are refused (fencing).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Epoch(pub u64);
 
 /// A timer handle, unique within one incarnation of one actor.
@@ -28,7 +30,9 @@ pub struct Addr(pub String);
 
 /// A point in time as an actor sees it: nanoseconds since the Unix epoch on that node's clock.
 /// In the simulator each node's clock may be offset from true time (clock skew).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Time(pub u64);
 
 impl Time {
@@ -75,6 +79,11 @@ impl fmt::Display for Addr {
 }
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.0 / 1_000_000_000, (self.0 % 1_000_000_000) / 1_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.0 / 1_000_000_000,
+            (self.0 % 1_000_000_000) / 1_000
+        )
     }
 }

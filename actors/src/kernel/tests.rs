@@ -47,7 +47,13 @@ fn ctx_allocates_distinct_ids_and_records_effects_in_order() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut ids = IdGen::new();
     let mut out: Vec<Effect<Echo>> = Vec::new();
-    let mut ctx = Ctx::new(NodeId(1), Time::from_millis(5), &mut rng, &mut ids, &mut out);
+    let mut ctx = Ctx::new(
+        NodeId(1),
+        Time::from_millis(5),
+        &mut rng,
+        &mut ids,
+        &mut out,
+    );
     assert_eq!(ctx.me(), NodeId(1));
     assert_eq!(ctx.now(), Time::from_millis(5));
     let t1 = ctx.set_timer(Duration::from_secs(1), "a");
@@ -78,8 +84,10 @@ fn ids_continue_across_events_of_one_incarnation() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let mut ids = IdGen::new();
     let mut out: Vec<Effect<Echo>> = Vec::new();
-    let a = Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out).set_timer(Duration::ZERO, "a");
-    let b = Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out).set_timer(Duration::ZERO, "b");
+    let a = Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out)
+        .set_timer(Duration::ZERO, "a");
+    let b = Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out)
+        .set_timer(Duration::ZERO, "b");
     assert_eq!((a, b), (TimerId(0), TimerId(1)));
 }
 
@@ -89,19 +97,47 @@ fn actor_reacts_to_each_kind_of_event() {
     let mut ids = IdGen::new();
     let mut out: Vec<Effect<Echo>> = Vec::new();
     let mut echo = Echo::default();
-    echo.on_start(&mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out));
+    echo.on_start(&mut Ctx::new(
+        NodeId(1),
+        Time::ZERO,
+        &mut rng,
+        &mut ids,
+        &mut out,
+    ));
     assert!(matches!(out.as_slice(), [Effect::SetTimer { .. }]));
     out.clear();
-    echo.on_msg(NodeId(3), EchoMsg::Ping(4), &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out));
-    assert!(matches!(out.as_slice(), [Effect::Send { to: NodeId(3), msg: EchoMsg::Pong(4) }]));
+    echo.on_msg(
+        NodeId(3),
+        EchoMsg::Ping(4),
+        &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out),
+    );
+    assert!(matches!(
+        out.as_slice(),
+        [Effect::Send {
+            to: NodeId(3),
+            msg: EchoMsg::Pong(4)
+        }]
+    ));
     out.clear();
-    echo.on_timer(TimerId(0), "tick", &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out));
+    echo.on_timer(
+        TimerId(0),
+        "tick",
+        &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out),
+    );
     let Some(Effect::StartJob { id, work, .. }) = out.pop() else {
         panic!("expected a job");
     };
     let value = work();
-    echo.on_job_done(id, Ok(value), &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out));
-    echo.on_job_done(id, Err(JobError::Injected), &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out));
+    echo.on_job_done(
+        id,
+        Ok(value),
+        &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out),
+    );
+    echo.on_job_done(
+        id,
+        Err(JobError::Injected),
+        &mut Ctx::new(NodeId(1), Time::ZERO, &mut rng, &mut ids, &mut out),
+    );
     assert_eq!(echo.job_results, vec![42]);
     assert_eq!(echo.fired, vec![TimerId(0)]);
 }

@@ -21,7 +21,12 @@ pub enum FsError {
     #[error("disk full")]
     DiskFull,
     #[error("read past end of {path}: offset {offset} + {len} > {file_len}")]
-    ShortRead { path: String, offset: u64, len: usize, file_len: u64 },
+    ShortRead {
+        path: String,
+        offset: u64,
+        len: usize,
+        file_len: u64,
+    },
     /// An error injected by the simulated file store.
     #[error("injected I/O error on {0}")]
     Injected(String),

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of Shale: lints, the normal build's tests, and the `--cfg madsim` build's
+# tests (the async host and transport inside madsim's simulated network and time).
+#
+# The two cfgs use separate target directories, because changing RUSTFLAGS rebuilds everything.
+#   TARGET_DIR        normal build      (default: ./target)
+#   MADSIM_TARGET_DIR --cfg madsim build (default: ./target/madsim)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TARGET_DIR=${TARGET_DIR:-$PWD/target}
+MADSIM_TARGET_DIR=${MADSIM_TARGET_DIR:-$PWD/target/madsim}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "core-crate lint (no clocks, global RNG, threads or sockets)"
+scripts/lint-core.sh
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy (normal build, warnings are errors)"
+CARGO_TARGET_DIR=$TARGET_DIR cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (normal build)"
+if cargo nextest --version >/dev/null 2>&1; then
+  CARGO_TARGET_DIR=$TARGET_DIR cargo nextest run --workspace --locked --no-fail-fast
+else
+  CARGO_TARGET_DIR=$TARGET_DIR cargo test --workspace --locked --no-fail-fast
+fi
+CARGO_TARGET_DIR=$TARGET_DIR cargo test --workspace --locked --doc
+
+step "tests (RUSTFLAGS=--cfg madsim: host and transport in simulated network and time)"
+CARGO_TARGET_DIR=$MADSIM_TARGET_DIR RUSTFLAGS="--cfg madsim" \
+  cargo test -p shale-net --locked --no-fail-fast
+
+step "all tests passed"
