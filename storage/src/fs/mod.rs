@@ -6,7 +6,11 @@
 //! durable only after `sync` on that file, and a create, rename or delete is durable only after
 //! `sync_dir` on its parent directory. [`SimFs`] enforces exactly that on `crash()`.
 
-// `local.rs` (LocalFs) and `sim.rs` (SimFs) are added by the storage work.
+mod local;
+mod sim;
+
+pub use local::LocalFs;
+pub use sim::{SimFault, SimFs, SimFsConfig, SimFsStats};
 
 use std::sync::Arc;
 
