@@ -9,5 +9,6 @@
 pub mod error;
 pub mod fs;
 pub mod key;
+pub mod wal;
 
 pub use error::{StorageError, StorageResult};
