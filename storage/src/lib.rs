@@ -6,9 +6,16 @@
 //! so the same engine runs on a local disk and on the simulator's [`fs::SimFs`].
 #![deny(clippy::unwrap_used)]
 
+pub mod cache;
 pub mod error;
 pub mod fs;
+pub mod iter;
 pub mod key;
+pub mod memtable;
+pub mod sst;
 pub mod wal;
+
+#[cfg(test)]
+mod testutil;
 
 pub use error::{StorageError, StorageResult};
