@@ -210,6 +210,9 @@ impl<A: Actor> Sim<A> {
         node.ids = shale_actors::kernel::IdGen::new();
         node.status = NodeStatus::Up;
         let incarnation = node.incarnation;
+        if kind == TraceKind::Restart {
+            self.stats.restarts += 1;
+        }
         self.trace.record(kind, self.now, id.0, incarnation);
         self.trace
             .line(kind, self.now, || format!("{id} incarnation {incarnation}"));
