@@ -91,7 +91,7 @@ impl FileMeta {
         if self.visible_empty() || &self.largest[..] < lo || self.effective_smallest() > hi {
             return false;
         }
-        !self.clip_upper.as_ref().is_some_and(|u| u[..] <= *lo)
+        self.clip_upper.as_ref().is_none_or(|u| u[..] > *lo)
     }
 }
 
