@@ -11,8 +11,10 @@ pub mod error;
 pub mod fs;
 pub mod iter;
 pub mod key;
+pub mod lsm;
 pub mod manifest;
 pub mod memtable;
+pub mod read;
 pub mod sst;
 pub mod wal;
 
