@@ -18,6 +18,41 @@
 //!   runs its crash hook. Messages the node already sent are still delivered.
 //! - Self-sends are loopback: no latency, loss, duplication, partition or clog.
 //!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use shale_actors::{Actor, Ctx, JobError, JobId, NodeId, TimerId};
+//! use shale_sim::{Fault, NetConfig, Sim, SimConfig, Time};
+//! use std::time::Duration;
+//!
+//! #[derive(Default)]
+//! struct Counter { seen: u64 }
+//! #[derive(Clone, Debug, Serialize, Deserialize)]
+//! struct Hello;
+//!
+//! impl Actor for Counter {
+//!     type Msg = Hello;
+//!     type Timer = ();
+//!     type JobOutput = ();
+//!     fn on_start(&mut self, _: &mut Ctx<'_, Self>) {}
+//!     fn on_msg(&mut self, _: NodeId, _: Hello, _: &mut Ctx<'_, Self>) { self.seen += 1 }
+//!     fn on_timer(&mut self, _: TimerId, _: (), _: &mut Ctx<'_, Self>) {}
+//!     fn on_job_done(&mut self, _: JobId, _: Result<(), JobError>, _: &mut Ctx<'_, Self>) {}
+//! }
+//!
+//! let cfg = SimConfig::new(7).with_net(NetConfig::fixed(Duration::from_millis(1)));
+//! let mut sim: Sim<Counter> = Sim::new(cfg)?;
+//! sim.add_node(NodeId(1), |_| Counter::default())?;
+//! sim.schedule(Time::from_millis(10), Fault::Crash(NodeId(1)))?;
+//! sim.send_external(NodeId(99), NodeId(1), Hello);
+//! sim.run_until(Time::from_millis(5));
+//! assert_eq!(sim.actor(NodeId(1)).map(|c| c.seen), Some(1));
+//! sim.run_until(Time::from_millis(20));
+//! assert!(sim.actor(NodeId(1)).is_none());
+//! sim.restart(NodeId(1))?;
+//! assert_eq!(sim.stats().restarts, 1);
+//! # Ok::<(), shale_sim::SimError>(())
+//! ```
+//!
 //! Architecture invariant: no async, no threads, no wall clock, no global RNG, no hash-ordered
 //! iteration. The same seed and the same calls give a byte-identical trace.
 #![deny(clippy::unwrap_used)]

@@ -155,7 +155,7 @@ proptest! {
     // Modest case count: the whole sim suite must stay well under a minute in debug. Failures
     // are kept next to this file (integration tests have no lib.rs for proptest to find).
     #![proptest_config(ProptestConfig {
-        cases: 48,
+        cases: 128,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
             "tests/proptest-regressions/replicated_counter.txt",
         ))),
