@@ -8,6 +8,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod kernel;
+pub mod meta;
 
 pub use kernel::{
     Actor, Addr, Ctx, Effect, Epoch, JobError, JobId, JobSpec, NodeId, Time, TimerId,
