@@ -71,17 +71,22 @@ impl<A: Actor> Sim<A> {
 
     fn handle(&mut self, kind: EventKind<A>) {
         // A paused node's events wait for the pause to end, in their original order.
-        if let Some(node) = kind.target().and_then(|id| self.nodes.get(&id)) {
-            if node.paused_until > self.now && node.status == NodeStatus::Up {
-                let until = node.paused_until;
-                let target = kind.target().map_or(0, |id| id.0);
+        if let Some(target) = kind.target() {
+            let paused_until = self.nodes.get(&target).map_or(0, |n| {
+                if n.status == NodeStatus::Up {
+                    n.paused_until
+                } else {
+                    0
+                }
+            });
+            if paused_until > self.now {
                 self.stats.events_deferred_pause += 1;
                 self.trace
-                    .record(TraceKind::Deferred, self.now, target, until);
+                    .record(TraceKind::Deferred, self.now, target.0, paused_until);
                 self.trace.line(TraceKind::Deferred, self.now, || {
-                    format!("n{target} until {until}")
+                    format!("{target} until {paused_until}")
                 });
-                self.queue.push(until, kind);
+                self.queue.push(paused_until, kind);
                 return;
             }
         }

@@ -123,3 +123,53 @@ impl<A: Actor> EventQueue<A> {
         self.heap.retain(keep);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shale_actors::{Ctx, JobError};
+
+    struct Nop;
+    impl Actor for Nop {
+        type Msg = u8;
+        type Timer = ();
+        type JobOutput = ();
+        fn on_start(&mut self, _: &mut Ctx<'_, Self>) {}
+        fn on_msg(&mut self, _: NodeId, _: u8, _: &mut Ctx<'_, Self>) {}
+        fn on_timer(&mut self, _: TimerId, _: (), _: &mut Ctx<'_, Self>) {}
+        fn on_job_done(&mut self, _: JobId, _: Result<(), JobError>, _: &mut Ctx<'_, Self>) {}
+    }
+
+    fn deliver(tag: u8) -> EventKind<Nop> {
+        EventKind::Deliver {
+            from: NodeId(0),
+            to: NodeId(1),
+            msg: tag,
+        }
+    }
+
+    #[test]
+    fn earliest_first_and_ties_in_push_order() {
+        let mut q: EventQueue<Nop> = EventQueue::new(100);
+        for (at, tag) in [(5, 1), (3, 2), (5, 3), (3, 4), (5, 5), (0, 6)] {
+            q.push(at, deliver(tag));
+        }
+        let mut order = Vec::new();
+        while let Some(ev) = q.pop() {
+            let EventKind::Deliver { msg, .. } = ev.kind else {
+                panic!("only deliveries")
+            };
+            order.push((ev.at, msg));
+        }
+        assert_eq!(order, vec![(0, 6), (3, 2), (3, 4), (5, 1), (5, 3), (5, 5)]);
+    }
+
+    #[test]
+    #[should_panic(expected = "pending_events_max")]
+    fn a_runaway_queue_is_stopped() {
+        let mut q: EventQueue<Nop> = EventQueue::new(2);
+        for i in 0..3 {
+            q.push(i, deliver(0));
+        }
+    }
+}
