@@ -4,4 +4,5 @@
 mod durability;
 mod harness;
 mod lease;
+mod model_prop;
 mod txn;
