@@ -9,7 +9,8 @@
 //! until everything it may have observed is durable, so no client ever sees a state a crash
 //! could take back. Persistence sits behind [`MetaBackend`]; [`MemBackend`] models a disk.
 //!
-//! Map: `model.rs` records; `txn.rs` checks and ops; `state.rs` evaluation and apply;
+//! Map: `model.rs` records; `txn.rs` checks and ops; `eval.rs` the rules a write must pass;
+//! `state.rs` the state, apply and invariants;
 //! `read.rs` reads and location lookup; `lease.rs` master lease and node registry;
 //! `actor.rs` the actor, group commit and recovery; `codec.rs` log/snapshot bytes;
 //! `backend.rs` the persistence trait and the in-memory backend; `msg.rs` the messages.
@@ -21,6 +22,7 @@ mod actor;
 mod backend;
 pub mod codec;
 mod error;
+mod eval;
 mod lease;
 pub mod model;
 mod msg;
