@@ -5,4 +5,5 @@ mod durability;
 mod harness;
 mod lease;
 mod model_prop;
+mod recovery;
 mod txn;
