@@ -338,19 +338,14 @@ impl MetaStore {
         if self.held.len() >= self.config.held_replies_max {
             return self.answer_now(from, id, MetaError::Busy, ctx);
         }
-        let writes = matches!(
-            call,
-            MetaCall::Txn(_)
-                | MetaCall::RegisterNode { .. }
-                | MetaCall::AcquireMasterLease { .. }
-                | MetaCall::ReleaseMasterLease { .. }
-        );
+        let writes = call.may_write();
         if writes && self.pending.len() >= self.config.pending_len_max {
             return self.answer_now(from, id, MetaError::Busy, ctx);
         }
         let origin = Origin { from, request: id };
-        let fingerprint = super::msg::fingerprint(&call);
+        let mut fingerprint = 0;
         if call.is_deduplicated() {
+            fingerprint = super::msg::fingerprint(&call);
             if let Some(reply) = self.state.dedup(&origin, fingerprint).cloned() {
                 debug!(%from, request = id.0, "meta retry answered from the dedup table");
                 return self.reply(from, id, Ok(reply), MetaError::OutcomeUnknown, ctx);

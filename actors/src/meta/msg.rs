@@ -4,10 +4,11 @@
 //! wrap them in its own message enum (e.g. `ClusterMsg::Meta(MetaRequest)`).
 //! Must not: depend on how requests are carried or answered (that is the actor's job).
 //!
-//! Retries: a request carries a [`RequestId`] chosen by its sender, unique per sender. State
-//! changing calls (`Txn`, `AcquireMasterLease`, `ReleaseMasterLease`, `RegisterNode`) are
-//! remembered by (sender, id, hash of the call) once committed, so a retry after a lost reply
-//! or an `OutcomeUnknown` gets the original answer instead of running twice. A sender that
+//! Retries: a request carries a [`RequestId`] chosen by its sender, unique per sender. `Txn`
+//! and `RegisterNode` are remembered by (sender, id, hash of the call) once committed, so a
+//! retry after a lost reply or an `OutcomeUnknown` gets the original answer instead of running
+//! twice. The lease calls need no table: acquiring a lease one already holds renews it, and
+//! releasing one no longer held succeeds; reads and heartbeats are naturally idempotent. A sender that
 //! restarts should start its ids above any it used before (e.g. put its epoch in the high
 //! bits); the hash keeps a reused id with a different call from being answered wrongly.
 
@@ -76,12 +77,18 @@ pub enum MetaCall {
 impl MetaCall {
     /// Calls whose committed answer is remembered for retries.
     pub fn is_deduplicated(&self) -> bool {
+        matches!(self, MetaCall::Txn(_) | MetaCall::RegisterNode { .. })
+    }
+
+    /// Calls that may append to the log (bounded by `pending_len_max`; if the disk fails
+    /// while one waits, its outcome is unknown).
+    pub fn may_write(&self) -> bool {
         matches!(
             self,
             MetaCall::Txn(_)
+                | MetaCall::RegisterNode { .. }
                 | MetaCall::AcquireMasterLease { .. }
                 | MetaCall::ReleaseMasterLease { .. }
-                | MetaCall::RegisterNode { .. }
         )
     }
 }

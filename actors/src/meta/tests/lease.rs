@@ -245,3 +245,38 @@ fn a_restart_grants_nodes_a_fresh_lease() {
     h.advance(Duration::from_secs(9));
     assert_eq!(status(&mut h, a), NodeStatus::Down);
 }
+
+#[test]
+fn a_retried_registration_keeps_its_epoch() {
+    let mut h = Harness::new();
+    let a = NodeId(10);
+    let call = MetaCall::RegisterNode {
+        name: "ts-a".into(),
+        addr: Addr("h:1".into()),
+    };
+    let id = RequestId(9);
+    h.send_with_id(a, id, call.clone());
+    h.run_jobs();
+    let first = h.response(a, id).expect("answered");
+    // The reply was lost; the node retries with the same id and must not get a newer epoch
+    // (it would then hold two and heartbeat with the wrong one).
+    h.sent.clear();
+    h.send_with_id(a, id, call.clone());
+    h.run_jobs();
+    assert_eq!(h.response(a, id), Some(first.clone()));
+    let Ok(MetaReply::Registered { epoch, .. }) = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(
+        h.store.state().next_epoch(),
+        Epoch(epoch.0 + 1),
+        "one epoch used"
+    );
+    // A new request id is a new registration (a restarted node).
+    h.sent.clear();
+    let again = h.send(a, call);
+    h.run_jobs();
+    assert!(
+        matches!(h.response(a, again), Some(Ok(MetaReply::Registered { epoch: e, .. })) if e > epoch)
+    );
+}
