@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod memtable;
 pub mod read;
 pub mod sst;
+pub mod tablet;
 pub mod wal;
 
 #[cfg(test)]
