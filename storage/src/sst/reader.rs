@@ -126,6 +126,17 @@ impl SstReader {
         &self.path
     }
 
+    /// Memory this open reader holds outside the block cache (index and bloom filter), so
+    /// the engine can account for it: like RocksDB's default, they are pinned, not cached.
+    pub fn memory_bytes(&self) -> usize {
+        let index: usize = self
+            .index
+            .iter()
+            .map(|(k, _)| k.capacity() + std::mem::size_of::<(Vec<u8>, BlockHandle)>())
+            .sum();
+        index + self.bloom.size_bytes() + self.smallest.capacity() + self.largest.capacity()
+    }
+
     fn load_block(&self, idx: usize) -> StorageResult<Arc<Block>> {
         let handle = self.index[idx].1;
         if let Some(b) = self

@@ -182,6 +182,12 @@ fn bloom_filters_absent_rows() {
         .filter(|i| r.may_contain_row(format!("absent{i}").as_bytes()))
         .count();
     assert!(fp < 200, "{fp} false positives in 10000");
+    // 2000 rows at 10 bits each is 2500 filter bytes; the index has one key per block.
+    let mem = r.memory_bytes();
+    assert!(
+        mem > 2500 && mem < 2500 + 200 * r.block_boundaries().len() + 1000,
+        "{mem}"
+    );
 }
 
 /// Everything a reader can observe, or the first error on the way.
