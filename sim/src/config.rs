@@ -124,6 +124,8 @@ pub struct SimConfig {
     pub net: NetConfig,
     pub jobs: JobConfig,
     pub trace: TraceConfig,
+    /// Code-level fault points (`ctx.buggify`). Off by default.
+    pub buggify: crate::BuggifyConfig,
     /// Messages held by clogs beyond this many are dropped (and counted).
     pub held_messages_max: usize,
     /// A queue longer than this means a runaway actor (a message storm); the executor panics
@@ -139,6 +141,7 @@ impl SimConfig {
             net: NetConfig::default(),
             jobs: JobConfig::default(),
             trace: TraceConfig::default(),
+            buggify: crate::BuggifyConfig::default(),
             held_messages_max: 100_000,
             pending_events_max: 10_000_000,
         }
@@ -154,6 +157,12 @@ impl SimConfig {
         self
     }
 
+    /// Turns buggify on with FoundationDB's 25% / 25%.
+    pub fn with_buggify(mut self) -> Self {
+        self.buggify = crate::BuggifyConfig::on();
+        self
+    }
+
     pub fn with_trace_lines(mut self) -> Self {
         self.trace.keep_lines = true;
         self
@@ -162,6 +171,11 @@ impl SimConfig {
     pub fn validate(&self) -> Result<(), SimError> {
         self.net.validate()?;
         self.jobs.validate()?;
+        check_probability(
+            "buggify.enable_probability",
+            self.buggify.enable_probability,
+        )?;
+        check_probability("buggify.fire_probability", self.buggify.fire_probability)?;
         if self.held_messages_max == 0 || self.pending_events_max == 0 {
             return Err(SimError::InvalidConfig("limits must be positive".into()));
         }

@@ -5,6 +5,7 @@
 //! spawn a thread or use any RNG but the executor's and the nodes' seeded ones; and must not
 //! format strings unless trace lines are on (it is the hot path of every simulation).
 
+use crate::buggify::NodeHooks;
 use crate::node::NodeStatus;
 use crate::queue::{Event, EventKind};
 use crate::trace::TraceKind;
@@ -249,7 +250,13 @@ impl<A: Actor> Sim<A> {
         let mut out = std::mem::take(&mut self.out);
         debug_assert!(out.is_empty(), "outbox is drained after every call");
         let result = {
-            let mut ctx = Ctx::new(id, now, &mut node.rng, &mut node.ids, &mut out);
+            let mut hooks = NodeHooks {
+                buggify: &mut self.buggify,
+                marks: &mut self.marks,
+                rng: &mut node.buggify_rng,
+            };
+            let mut ctx = Ctx::new(id, now, &mut node.rng, &mut node.ids, &mut out)
+                .with_sim_hooks(&mut hooks);
             f(actor, &mut ctx)
         };
         for effect in out.drain(..) {

@@ -9,6 +9,10 @@
 //! - `net.rs`, `node.rs`, `queue.rs`: network model state, per-node state, the event queue.
 //! - `trace.rs`: the FNV-1a trace hash and optional lines. `stats.rs`: counters.
 //! - `config.rs`, `fault.rs`, `error.rs`: plain data and errors.
+//! - `buggify.rs`, `marks.rs`: code-level fault points and coverage marks that actors reach
+//!   through `ctx.buggify` / `ctx.mark`; per run, never global.
+//! - `check/`: checkers over recorded histories and states (linearizability, lost writes, key
+//!   coverage, state transitions). `scenario/`: the scenario file format and workload generator.
 //!
 //! Semantics worth knowing:
 //! - Events are ordered by (true time, sequence number); ties resolve in scheduling order.
@@ -57,11 +61,13 @@
 //! iteration. The same seed and the same calls give a byte-identical trace.
 #![deny(clippy::unwrap_used)]
 
+mod buggify;
 mod config;
 mod error;
 mod exec;
 mod fault;
 mod inject;
+mod marks;
 mod net;
 mod node;
 mod queue;
@@ -69,9 +75,11 @@ mod sim;
 mod stats;
 mod trace;
 
+pub use buggify::{Buggify, BuggifyConfig, PointStats};
 pub use config::{JobConfig, NetConfig, SimConfig, TraceConfig};
 pub use error::SimError;
 pub use fault::Fault;
+pub use marks::{MarkSweep, MarkTally, Marks, UnhitMarks};
 pub use node::{CrashHook, Factory, NodeStatus};
 pub use sim::Sim;
 pub use stats::Stats;

@@ -33,6 +33,9 @@ pub(crate) struct Node<A> {
     pub(crate) factory: Factory<A>,
     pub(crate) crash_hook: Option<CrashHook>,
     pub(crate) rng: ChaCha8Rng,
+    /// Draws for buggify points reached on this node; kept apart from `rng` so turning
+    /// buggify on does not change what the actor itself draws.
+    pub(crate) buggify_rng: ChaCha8Rng,
     pub(crate) ids: IdGen,
     /// Timers set and neither fired nor cancelled in this incarnation. A timer event whose id
     /// is missing here was cancelled and must not fire.
@@ -52,6 +55,7 @@ impl<A> Node<A> {
             factory,
             crash_hook: None,
             rng: node_rng(seed, id),
+            buggify_rng: node_rng(seed ^ 0x4255_4747_4946_5952, id),
             ids: IdGen::new(),
             live_timers: BTreeSet::new(),
             incarnation: 0,

@@ -8,7 +8,7 @@ use crate::net::Network;
 use crate::node::{env_rng, CrashHook, Node, NodeStatus};
 use crate::queue::{EventKind, EventQueue};
 use crate::trace::{Trace, TraceKind};
-use crate::{Fault, JobConfig, NetConfig, SimConfig, SimError, Stats};
+use crate::{Buggify, Fault, JobConfig, Marks, NetConfig, SimConfig, SimError, Stats};
 use rand_chacha::ChaCha8Rng;
 use shale_actors::{Actor, Ctx, Effect, NodeId, Time};
 use std::collections::BTreeMap;
@@ -31,6 +31,8 @@ pub struct Sim<A: Actor> {
     pub(crate) env_rng: ChaCha8Rng,
     pub(crate) trace: Trace,
     pub(crate) stats: Stats,
+    pub(crate) buggify: Buggify,
+    pub(crate) marks: Marks,
     pub(crate) held_messages_max: usize,
     /// Reused outbox for every actor call, so handling an event does not allocate.
     pub(crate) out: Vec<Effect<A>>,
@@ -49,6 +51,8 @@ impl<A: Actor> Sim<A> {
             env_rng: env_rng(cfg.seed),
             trace: Trace::new(&cfg.trace),
             stats: Stats::default(),
+            buggify: Buggify::new(cfg.seed, cfg.buggify.clone()),
+            marks: Marks::new(),
             held_messages_max: cfg.held_messages_max,
             out: Vec::with_capacity(16),
         })
@@ -159,6 +163,16 @@ impl<A: Actor> Sim<A> {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Buggify points reached so far: which were enabled and how often each fired.
+    pub fn buggify(&self) -> &Buggify {
+        &self.buggify
+    }
+
+    /// Coverage marks hit so far by any node's actor.
+    pub fn marks(&self) -> &Marks {
+        &self.marks
     }
 
     /// Running FNV-1a hash of every event so far. Same seed and same inputs give the same hash.

@@ -1,6 +1,6 @@
 //! The context an actor acts through: `now`, a seeded RNG, and the outbox of effects.
 
-use super::{Actor, JobId, JobSpec, NodeId, Time, TimerId};
+use super::{Actor, JobId, JobSpec, NodeId, SimHooks, Time, TimerId};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::time::Duration;
@@ -63,6 +63,8 @@ pub struct Ctx<'a, A: Actor> {
     rng: &'a mut ChaCha8Rng,
     ids: &'a mut IdGen,
     out: &'a mut Vec<Effect<A>>,
+    /// Buggify and coverage marks, if the host offers them (the simulator does).
+    hooks: Option<&'a mut dyn SimHooks>,
 }
 
 impl<'a, A: Actor> Ctx<'a, A> {
@@ -80,7 +82,41 @@ impl<'a, A: Actor> Ctx<'a, A> {
             rng,
             ids,
             out,
+            hooks: None,
         }
+    }
+
+    /// Host-side: give the actor buggify points and coverage marks for this event. Hosts that
+    /// never call this get points that never fire and marks that count nothing.
+    pub fn with_sim_hooks(mut self, hooks: &'a mut dyn SimHooks) -> Self {
+        self.hooks = Some(hooks);
+        self
+    }
+
+    /// A code-level fault point: true when the host decided that `name` misbehaves this time.
+    /// Use it to take a legal but rare path (a short timeout, a spurious retry, a delayed
+    /// reply) that the environment alone seldom produces. Always false in builds without the
+    /// `buggify` feature and on hosts without hooks.
+    #[inline]
+    pub fn buggify(&mut self, name: &'static str) -> bool {
+        #[cfg(feature = "buggify")]
+        if let Some(hooks) = self.hooks.as_deref_mut() {
+            return hooks.buggify(name);
+        }
+        let _ = name;
+        false
+    }
+
+    /// A coverage mark: records that this run went down the race path `name`. A sweep checks
+    /// that every listed mark was hit at least once. No-op without the `buggify` feature or
+    /// without hooks.
+    #[inline]
+    pub fn mark(&mut self, name: &'static str) {
+        #[cfg(feature = "buggify")]
+        if let Some(hooks) = self.hooks.as_deref_mut() {
+            hooks.mark(name);
+        }
+        let _ = name;
     }
 
     /// This actor's node id.

@@ -9,9 +9,11 @@
 //! Must not: read clocks, spawn threads, open sockets or use the global RNG.
 
 mod ctx;
+mod hooks;
 mod ids;
 
 pub use ctx::{Ctx, Effect, IdGen, JobFn};
+pub use hooks::{SimHooks, HOOKS_COMPILED};
 pub use ids::{Addr, Epoch, JobId, NodeId, Time, TimerId};
 
 use serde::{de::DeserializeOwned, Serialize};
