@@ -56,8 +56,10 @@ pub fn clip_to_range(file: &FileMeta, range: &KeyRange) -> Option<FileMeta> {
 
 impl Tablet {
     /// The row that splits the tablet's flushed data into two halves by bytes, judged from
-    /// the SSTs' block indexes (memtables are not counted; `split` flushes first). `None` if
-    /// no row strictly inside the range separates the data.
+    /// the SSTs' block indexes (memtables are not counted; `split` flushes first): the row of
+    /// the first block boundary at or past half the bytes (seed 003's picksplitkey took the
+    /// middle file's largest key; this weighs every block). `None` if no row leaves data on
+    /// both sides.
     pub fn split_key(&self) -> StorageResult<Option<Vec<u8>>> {
         let (version, range) = {
             let inner = lock(&self.inner);
@@ -90,9 +92,18 @@ impl Tablet {
         }
         // The first block boundary at or past half whose row is a valid split point. Splitting
         // at row R sends R to the right child, so R must be strictly above the range start.
+        // Both children must get data: the split row is above the smallest visible row.
+        let mut first_row: Option<Vec<u8>> = None;
+        for f in version.files() {
+            let r = row_of(f.meta.effective_smallest())?;
+            if first_row.as_ref().is_none_or(|fr| r < *fr) {
+                first_row = Some(r);
+            }
+        }
+        let floor = first_row.unwrap_or_default().max(range.start.clone());
         for key in candidates {
             let row = row_of(key)?;
-            if row <= range.start {
+            if row <= floor {
                 continue;
             }
             if !range.end.is_empty() && row >= range.end {

@@ -174,6 +174,16 @@ impl Tablet {
         } else {
             None
         };
+        // Sync the retiring WAL first: then whatever survives a crash is a prefix of the
+        // acknowledged writes, even when a later synced write lands in the next WAL.
+        if let Some(w) = wal.writer.as_mut() {
+            if w.synced_len() < w.len() {
+                if let Err(e) = w.sync() {
+                    wal.failed = Some(e.clone());
+                    return Err(e);
+                }
+            }
+        }
         let old = std::mem::replace(&mut inner.mem, MemSet::new(number, self.lg_names.len()));
         assert!(!old.flushing.load(Ordering::Acquire));
         inner.imm.push(old);

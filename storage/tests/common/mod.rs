@@ -2,6 +2,8 @@
 //! flushes and compactions happen in tiny workloads, and a reference model of cells.
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
