@@ -9,6 +9,7 @@
 
 pub mod kernel;
 pub mod meta;
+pub mod proto;
 
 pub use kernel::{
     Actor, Addr, Ctx, Effect, Epoch, JobError, JobId, JobSpec, NodeId, Time, TimerId,
