@@ -1,5 +1,7 @@
 //! The context an actor acts through: `now`, a seeded RNG, and the outbox of effects.
 
+mod nest;
+
 use super::{Actor, JobId, JobSpec, NodeId, SimHooks, Time, TimerId};
 use rand_chacha::ChaCha8Rng;
 use std::fmt;
