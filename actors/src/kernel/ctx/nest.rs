@@ -27,6 +27,11 @@ impl<'a, A: Actor> Ctx<'a, A> {
         let result = {
             let ids: &mut IdGen = self.ids;
             let mut inner = Ctx::new(self.me, self.now, self.rng, ids, &mut inner_out);
+            // Buggify points and coverage marks in the inner role count as the node's own.
+            inner.hooks = match self.hooks.as_deref_mut() {
+                Some(h) => Some(h),
+                None => None,
+            };
             f(&mut inner)
         };
         for effect in inner_out {
