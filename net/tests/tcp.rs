@@ -275,3 +275,32 @@ async fn a_client_outside_the_peer_table_gets_replies() {
     a.stop().await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_demo_cluster_runs_and_reports() {
+    use shale_net::demo::{run_local_cluster, LocalClusterConfig};
+    let cfg = LocalClusterConfig {
+        nodes: 3,
+        base_port: 0,
+        ping_interval: Duration::from_millis(20),
+        report_interval: Duration::from_millis(100),
+        run_for: Some(Duration::from_millis(600)),
+        seed: Some(5),
+    };
+    let report = match run_local_cluster(cfg).await {
+        Ok(r) => r,
+        Err(e) => panic!("demo cluster failed: {e}"),
+    };
+    assert_eq!(report.len(), 3);
+    for (node, peers) in &report {
+        assert_eq!(peers.len(), 2, "{node} saw both others: {peers:?}");
+        for (peer, s) in peers {
+            assert!(s.pongs_received >= 3, "{node} <- {peer}: {s:?}");
+        }
+    }
+    let no_nodes = LocalClusterConfig {
+        nodes: 0,
+        ..LocalClusterConfig::default()
+    };
+    assert!(run_local_cluster(no_nodes).await.is_err());
+}
