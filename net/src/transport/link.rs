@@ -48,6 +48,7 @@ pub(crate) async fn run_link<T>(
             warn!(%me, %peer, "peer left the table; link stops");
             return;
         };
+        // Cancelling a dial on shutdown only drops a half-open socket; nothing is lost.
         let dialed = tokio::select! {
             biased;
             _ = shutdown.wait_for(|stop| *stop) => return,
