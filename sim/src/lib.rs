@@ -62,6 +62,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod buggify;
+pub mod check;
 mod config;
 mod error;
 mod exec;
