@@ -36,7 +36,7 @@ pub struct BuildOutput {
 }
 
 /// Drain `it` (positioned at its first entry) into new SSTs, keeping only what `filter`
-/// keeps. `new_path()` names each output (allocating a file number). Every output is synced
+/// keeps. A full output is closed only where the row changes (see `lsm/compaction.rs`). `new_path()` names each output (allocating a file number). Every output is synced
 /// by `SstWriter::finish`; the caller syncs the directory before recording them.
 pub fn build_tables(
     spec: &OutputSpec<'_>,
@@ -52,6 +52,9 @@ pub fn build_tables(
     };
     let mut writer: Option<(SstWriter, String)> = None;
     let mut last_key: Vec<u8> = Vec::new();
+    let mut last_kept: Vec<u8> = Vec::new();
+    let mut last_kept_row_len = 0usize;
+    let mut full = false;
     while it.valid() {
         out.entries_in += 1;
         let key = it.key();
@@ -70,6 +73,13 @@ pub fn build_tables(
             it.next()?;
             continue;
         }
+        // Cut a full output only between rows, so no row spans two files of a level.
+        if full && !key.starts_with(&last_kept[..last_kept_row_len]) {
+            if let Some((w, path)) = writer.take() {
+                finish_one(spec, w, path, &mut out)?;
+            }
+            full = false;
+        }
         if writer.is_none() {
             let path = new_path();
             let file = spec.fs.create(&path)?;
@@ -77,18 +87,33 @@ pub fn build_tables(
         }
         if let Some((w, _)) = writer.as_mut() {
             w.add(key, it.value())?;
-            if w.estimated_size_bytes() >= spec.target_file_size_bytes {
-                if let Some((w, path)) = writer.take() {
-                    finish_one(spec, w, path, &mut out)?;
-                }
-            }
+            full = w.estimated_size_bytes() >= spec.target_file_size_bytes;
         }
+        last_kept_row_len = row_prefix_len(key);
+        last_kept.clear();
+        last_kept.extend_from_slice(key);
         it.next()?;
     }
     if let Some((w, path)) = writer.take() {
         finish_one(spec, w, path, &mut out)?;
     }
     Ok(out)
+}
+
+/// Length of the escaped row prefix (through its `00 01` terminator) of an encoded key.
+fn row_prefix_len(key: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 1 < key.len() {
+        if key[i] == 0 {
+            if key[i + 1] == 0x01 {
+                return i + 2;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    key.len()
 }
 
 fn finish_one(

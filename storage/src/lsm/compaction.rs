@@ -7,6 +7,11 @@
 //! files of level n+1. With nothing over budget, a file inherited from a parent tablet is
 //! rewritten next, so shared files drain and the master can collect them.
 //!
+//! Files are chosen by the *rows* they touch (see `row_bounds`): a row tombstone sorts first
+//! in its row but covers the row's later keys, which may sit in another file. Together with
+//! outputs that are cut only between rows (`build.rs`), this keeps every row whole within one
+//! file per level >= 1, so a compaction always sees every entry a tombstone could cover.
+//!
 //! A single own file with nothing below it is moved by a manifest edit alone (a "trivial
 //! move"). Inherited files are never moved, only rewritten, so a file shared by two siblings
 //! stays at the same level in both (which `Tablet::merge` relies on).
@@ -16,6 +21,7 @@
 use std::sync::Arc;
 
 use super::version::{TableFile, Version, LEVEL_COUNT};
+use crate::key::{row_lower_bound, row_of};
 use crate::manifest::TabletId;
 
 #[derive(Clone, Debug)]
@@ -128,6 +134,36 @@ pub fn pick_compaction(
     None
 }
 
+/// The smallest and largest row any of `files` can show.
+fn row_span<'a>(files: impl Iterator<Item = &'a Arc<TableFile>>) -> (Vec<u8>, Vec<u8>) {
+    let mut lo: Option<Vec<u8>> = None;
+    let mut hi: Option<Vec<u8>> = None;
+    for f in files {
+        // Bounds come from verified SSTs; a key that does not parse widens to everything.
+        let l = row_of(f.meta.effective_smallest()).unwrap_or_default();
+        let h = row_of(&f.meta.largest).unwrap_or_else(|_| vec![0xFF; 1 << 17]);
+        if lo.as_ref().is_none_or(|x| l < *x) {
+            lo = Some(l);
+        }
+        if hi.as_ref().is_none_or(|x| h > *x) {
+            hi = Some(h);
+        }
+    }
+    (lo.unwrap_or_default(), hi.unwrap_or_default())
+}
+
+/// Encoded-key bounds `[lo, hi]` covering every key of the rows `lo_row..=hi_row`. Row,
+/// family and column tombstones cover keys after their own, up to the end of their row, so
+/// files are chosen by the rows they touch, not just by their keys.
+fn row_bounds(lo_row: &[u8], hi_row: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut end = row_lower_bound(hi_row);
+    // `esc(row) 00 02` sorts after every key of the row and before the next row.
+    if let Some(last) = end.last_mut() {
+        *last = 0x02;
+    }
+    (row_lower_bound(lo_row), end)
+}
+
 fn expand(
     v: &Version,
     me: TabletId,
@@ -139,31 +175,13 @@ fn expand(
     assert!(!first.is_empty());
     assert!(level < LEVEL_COUNT - 1);
     let output_level = level + 1;
-    let lo = first
-        .iter()
-        .map(|f| f.meta.effective_smallest().to_vec())
-        .min()
-        .unwrap_or_default();
-    let hi = first
-        .iter()
-        .map(|f| f.meta.largest.clone())
-        .max()
-        .unwrap_or_default();
+    let (lo_row, hi_row) = row_span(first.iter());
+    let (lo, hi) = row_bounds(&lo_row, &hi_row);
     let below = v.overlapping(lg, output_level, &lo, &hi);
-    let lo2 = below
-        .iter()
-        .map(|f| f.meta.effective_smallest().to_vec())
-        .chain([lo])
-        .min()
-        .unwrap_or_default();
-    let hi2 = below
-        .iter()
-        .map(|f| f.meta.largest.clone())
-        .chain([hi])
-        .max()
-        .unwrap_or_default();
+    let (lo_row, hi_row) = row_span(first.iter().chain(below.iter()));
+    let (lo, hi) = row_bounds(&lo_row, &hi_row);
     let bottommost =
-        ((output_level + 1)..LEVEL_COUNT).all(|l| v.overlapping(lg, l, &lo2, &hi2).is_empty());
+        ((output_level + 1)..LEVEL_COUNT).all(|l| v.overlapping(lg, l, &lo, &hi).is_empty());
     let own_plain = |f: &TableFile| {
         f.meta.writer == me && f.meta.clip_lower.is_none() && f.meta.clip_upper.is_none()
     };

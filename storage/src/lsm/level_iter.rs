@@ -93,8 +93,14 @@ impl EntryIter for LevelIter {
     }
 
     fn seek(&mut self, target: &[u8]) -> StorageResult<()> {
-        // The first file whose keys reach `target`; earlier files hold only smaller keys.
-        let i = self.files.partition_point(|f| f.meta.largest[..] < *target);
+        // The first file whose *visible* keys may reach `target`. Judging by the physical
+        // `largest` alone is wrong for a clipped file: its clip may end below `target` while
+        // the next file starts between the clip's end and `target`, and stepping into that
+        // next file with seek_to_first would land below `target`.
+        let i = self.files.partition_point(|f| {
+            f.meta.largest[..] < *target
+                || f.meta.clip_upper.as_ref().is_some_and(|u| u[..] <= *target)
+        });
         if i >= self.files.len() {
             self.invalidate();
             return Ok(());

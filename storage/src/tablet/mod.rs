@@ -255,6 +255,14 @@ impl Tablet {
         (sst, mem)
     }
 
+    /// The manifest entries of every live file (level, bounds, clip), sorted by path.
+    pub fn file_metas(&self) -> Vec<crate::manifest::FileMeta> {
+        let inner = lock(&self.inner);
+        let mut v: Vec<_> = inner.version.files().map(|f| f.meta.clone()).collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+
     /// Files per (locality group, level), for tests and statistics.
     pub fn level_file_counts(&self) -> Vec<Vec<usize>> {
         let inner = lock(&self.inner);

@@ -263,7 +263,9 @@ impl Tablet {
                     let contiguous = lf.clip_upper.is_some() && lf.clip_upper == rf.clip_lower;
                     if lf.lg != rf.lg || lf.level != rf.level || !contiguous {
                         return Err(StorageError::InvalidArgument(format!(
-                            "{path} is shared with incompatible placements; compact one side first"
+                            "{path} is shared with incompatible placements (left lg {} L{} clip up {:?}, \
+                             right lg {} L{} clip low {:?}); compact one side first",
+                            lf.lg, lf.level, lf.clip_upper, rf.lg, rf.level, rf.clip_lower
                         )));
                     }
                     lf.clip_upper = rf.clip_upper.clone();

@@ -45,7 +45,7 @@ pub fn small_opts() -> TabletOptions {
             block_size_bytes: 256,
             ..SstOptions::default()
         },
-        target_file_size_bytes: 2 << 10,
+        target_file_size_bytes: 1 << 10,
         compaction: CompactionOptions {
             l0_trigger_files: 2,
             level1_max_bytes: 4 << 10,
