@@ -72,6 +72,7 @@ mod marks;
 mod net;
 mod node;
 mod queue;
+pub mod scenario;
 mod sim;
 mod stats;
 mod trace;
