@@ -6,6 +6,7 @@
 //! so the same engine runs on a local disk and on the simulator's [`fs::SimFs`].
 #![deny(clippy::unwrap_used)]
 
+pub mod bench;
 pub mod cache;
 pub mod error;
 pub mod fs;
