@@ -9,6 +9,7 @@
 
 pub mod kernel;
 pub mod meta;
+pub mod node;
 pub mod proto;
 
 pub use kernel::{
