@@ -331,6 +331,9 @@ pub fn run(env: &dyn BenchEnv, workload: Workload, o: &BenchOptions) -> StorageR
                     b
                 }
             };
+            // Reopening replays the last memtable into L0; let compaction catch up first, as
+            // RocksDB's background compaction would while db_bench opens its database.
+            settle(&bed.tablet)?;
             let t = &*bed.tablet;
             let mut rng = ChaCha8Rng::seed_from_u64(o.seed + 1);
             let opts = ReadOptions::default();

@@ -148,7 +148,6 @@ pub(crate) struct Inner {
     closed: bool,
     /// A manifest append failed: the tablet must be reopened to learn what is durable.
     poisoned: Option<StorageError>,
-    range: KeyRange,
     next_file_number: u64,
     log_number: u64,
     /// Highest sequence number handed out.
@@ -187,6 +186,8 @@ pub struct Tablet {
     fs: Arc<dyn FileStore>,
     dir: String,
     id: TabletId,
+    /// Fixed for the tablet's life: a split or merge makes new tablets.
+    range: KeyRange,
     schema: Schema,
     /// Locality group names; a group's index is its position here (sorted).
     lg_names: Vec<String>,
@@ -215,7 +216,7 @@ impl Tablet {
         &self.schema
     }
     pub fn range(&self) -> KeyRange {
-        lock(&self.inner).range.clone()
+        self.range.clone()
     }
     pub fn stats(&self) -> TabletStats {
         lock(&self.inner).stats.clone()

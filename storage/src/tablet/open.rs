@@ -217,7 +217,6 @@ impl Tablet {
         let inner = Inner {
             closed: false,
             poisoned: None,
-            range: state.range.clone(),
             next_file_number: state.next_file_number,
             log_number: wal_number,
             last_sequence: state.last_sequence,
@@ -234,6 +233,7 @@ impl Tablet {
             fs,
             dir: dir.to_string(),
             id,
+            range: state.range.clone(),
             schema,
             lg_names,
             family_lg,

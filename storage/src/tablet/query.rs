@@ -106,8 +106,7 @@ impl Tablet {
 
     /// The visible cells of `row`.
     pub fn get(&self, row: &[u8], opts: &ReadOptions) -> StorageResult<Vec<Cell>> {
-        let range = self.range();
-        if !range.contains(row) {
+        if !self.range.contains(row) {
             return Err(StorageError::KeyNotInRange);
         }
         let snap = self.snapshot()?;
@@ -120,7 +119,7 @@ impl Tablet {
     /// Rows of `req`'s range that lie in this tablet. A range that misses the tablet
     /// entirely is `KeyNotInRange`; one that overlaps it is clipped to it.
     pub fn scan(&self, req: &ScanRequest) -> StorageResult<ScanResult> {
-        let range = self.range();
+        let range = &self.range;
         let start = req.start.clone().max(range.start.clone());
         let end = match (req.end.is_empty(), range.end.is_empty()) {
             (true, true) => None,

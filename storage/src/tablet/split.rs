@@ -64,7 +64,7 @@ impl Tablet {
         let (version, range) = {
             let inner = lock(&self.inner);
             inner.check_open()?;
-            (inner.version.clone(), inner.range.clone())
+            (inner.version.clone(), self.range.clone())
         };
         // Every data block visible to this tablet, as (last key, bytes).
         let mut blocks: Vec<(Vec<u8>, u64)> = Vec::new();

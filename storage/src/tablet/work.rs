@@ -166,7 +166,7 @@ impl Tablet {
             inner.stats.trivial_moves += 1;
             return Ok(true);
         }
-        let range = lock(&self.inner).range.clone();
+        let range = &self.range;
         let children: Vec<Box<dyn EntryIter>> = pick.inputs.iter().map(|f| f.iter()).collect();
         // Clip to the tablet's range too: a split child rewrites only keys it owns.
         let lower = (!range.start.is_empty()).then(|| row_lower_bound(&range.start));
@@ -290,7 +290,7 @@ impl Tablet {
     pub(crate) fn manifest_state(&self, inner: &Inner) -> ManifestState {
         ManifestState {
             tablet_id: self.id,
-            range: inner.range.clone(),
+            range: self.range.clone(),
             schema: super::encode_schema(&self.schema),
             next_file_number: inner.next_file_number,
             log_number: inner.log_number,

@@ -47,7 +47,7 @@ impl Tablet {
     }
 
     fn validate(&self, batch: &WriteBatch) -> StorageResult<()> {
-        let range = self.range();
+        let range = &self.range;
         for m in batch.iter() {
             let m = m?;
             if m.row.is_empty() || m.row.len() > self.opts.row_size_max_bytes {

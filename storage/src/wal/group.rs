@@ -72,6 +72,18 @@ impl GroupCommit {
         F: FnMut(&[&WriteBatch], bool) -> StorageResult<Vec<u64>>,
     {
         let mut q = self.lock();
+        if !q.leader_active && q.waiting.is_empty() {
+            // Nobody to batch with: lead a group of one without copying the batch.
+            q.leader_active = true;
+            drop(q);
+            let guard = LeaderGuard { gc: self };
+            let result = commit(&[batch], sync);
+            drop(guard);
+            return result.map(|seqs| {
+                assert_eq!(seqs.len(), 1);
+                seqs[0]
+            });
+        }
         let me = q.next_ticket;
         q.next_ticket += 1;
         q.waiting.push_back(Waiting {
