@@ -23,6 +23,7 @@ mod backend;
 pub mod codec;
 mod error;
 mod eval;
+mod fs_backend;
 mod lease;
 pub mod model;
 mod msg;
@@ -32,6 +33,7 @@ mod txn;
 
 pub use actor::{MetaCounters, MetaJobOutput, MetaStore, MetaTimer};
 pub use backend::{Loaded, MemBackend, MetaBackend};
+pub use fs_backend::FsBackend;
 pub use error::{BackendError, MetaError};
 pub use model::*;
 pub use msg::{fingerprint, MetaCall, MetaMsg, MetaReply, MetaRequest, MetaResponse, RequestId};
