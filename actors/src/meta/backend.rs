@@ -2,8 +2,8 @@
 //! backend [`MemBackend`].
 //!
 //! The trait is typed (records and snapshots, not bytes) so a row-oriented backend such as
-//! MySQL can map writes onto tables, while byte-oriented ones (this in-memory one, and a
-//! file-store one later) frame records with `codec.rs`. A file-store adapter is meant to be
+//! MySQL can map writes onto tables, while byte-oriented ones (this in-memory one, and
+//! [`super::FsBackend`] on a file store) frame records with `codec.rs`. The file-store one is
 //! thin: `append` writes frames to the current log file, `sync` syncs it, `write_snapshot`
 //! writes `snapshot.tmp`, syncs, renames over `snapshot`, syncs the directory, then starts a
 //! fresh log file and deletes the old ones; `load` reads `snapshot` and the log files in order.

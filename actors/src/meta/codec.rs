@@ -1,5 +1,5 @@
 //! Byte encoding of the meta store's log and snapshot, for byte-oriented backends (the
-//! in-memory one now, a file-store one later).
+//! in-memory one and `FsBackend`).
 //!
 //! A log is a sequence of frames: `len: u32 LE | crc32c(payload): u32 LE | payload`, where
 //! the payload is a bincode [`LogRecord`]. A snapshot is one frame holding a [`MetaSnapshot`]
