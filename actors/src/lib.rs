@@ -7,6 +7,8 @@
 //! (`shale-net`).
 #![deny(clippy::unwrap_used)]
 
+pub mod client;
+pub mod cluster;
 pub mod kernel;
 pub mod meta;
 pub mod node;

@@ -1,0 +1,248 @@
+//! Client operations as data: what was asked ([`OpInput`]), what came back ([`OpOutput`],
+//! [`OpResult`]), the [`Completion`] event, typed errors, and the input checks made before
+//! anything is sent.
+//!
+//! Must not: send or track requests (`core.rs` does).
+
+use crate::kernel::Time;
+use crate::meta::MetaError;
+use crate::proto::admin::{AdminCall, AdminError, AdminReply};
+use crate::proto::data::{Condition, DataError, Mutation, ReadFilter, RowMutation, RowOut};
+use crate::proto::limits::{self, InputError};
+use serde::{Deserialize, Serialize};
+
+/// Names one operation of one client incarnation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OpId(pub u64);
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpInput {
+    Write {
+        table: String,
+        rows: Vec<RowMutation>,
+    },
+    Get {
+        table: String,
+        row: Vec<u8>,
+        filter: ReadFilter,
+    },
+    Scan {
+        table: String,
+        start: Vec<u8>,
+        end: Vec<u8>,
+        reverse: bool,
+        limit: u32,
+        filter: ReadFilter,
+    },
+    CheckAndMutate {
+        table: String,
+        row: Vec<u8>,
+        check: Condition,
+        on_match: Vec<Mutation>,
+        on_miss: Vec<Mutation>,
+    },
+    Increment {
+        table: String,
+        row: Vec<u8>,
+        family: String,
+        qualifier: Vec<u8>,
+        delta: i64,
+    },
+    Append {
+        table: String,
+        row: Vec<u8>,
+        family: String,
+        qualifier: Vec<u8>,
+        suffix: Vec<u8>,
+    },
+    Admin(AdminCall),
+}
+
+impl OpInput {
+    /// Does the operation change data (so a lost answer leaves its outcome unknown)?
+    pub fn is_mutation(&self) -> bool {
+        match self {
+            OpInput::Get { .. } | OpInput::Scan { .. } => false,
+            OpInput::Admin(call) => !matches!(
+                call,
+                AdminCall::ListTables
+                    | AdminCall::DescribeTable { .. }
+                    | AdminCall::ListTablets { .. }
+                    | AdminCall::ListNodes
+                    | AdminCall::Status
+            ),
+            _ => true,
+        }
+    }
+
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            OpInput::Write { table, .. }
+            | OpInput::Get { table, .. }
+            | OpInput::Scan { table, .. }
+            | OpInput::CheckAndMutate { table, .. }
+            | OpInput::Increment { table, .. }
+            | OpInput::Append { table, .. } => Some(table),
+            OpInput::Admin(_) => None,
+        }
+    }
+
+    /// The client-side checks (the node repeats them, plus the schema's families).
+    pub fn validate(&self, value_max: usize) -> Result<(), InputError> {
+        if let Some(t) = self.table() {
+            limits::check_name("table", t)?;
+        }
+        let mutations = |ms: &[Mutation]| -> Result<(), InputError> {
+            for m in ms {
+                match m {
+                    Mutation::Put {
+                        family,
+                        qualifier,
+                        value,
+                        ..
+                    } => {
+                        limits::check_name("family", family)?;
+                        limits::check_qualifier(qualifier)?;
+                        limits::check_value(value, value_max)?;
+                    }
+                    Mutation::DeleteRow => {}
+                    Mutation::DeleteFamily { family } => limits::check_name("family", family)?,
+                    Mutation::DeleteColumn { family, qualifier }
+                    | Mutation::DeleteVersion {
+                        family, qualifier, ..
+                    } => {
+                        limits::check_name("family", family)?;
+                        limits::check_qualifier(qualifier)?;
+                    }
+                }
+            }
+            Ok(())
+        };
+        match self {
+            OpInput::Write { rows, .. } => {
+                if rows.is_empty() {
+                    return Err(InputError::Invalid("a write needs at least one row".into()));
+                }
+                let n: usize = rows.iter().map(|r| r.mutations.len()).sum();
+                limits::check_count("mutations", n, limits::MUTATIONS_PER_REQUEST_MAX)?;
+                for r in rows {
+                    limits::check_row(&r.row)?;
+                    mutations(&r.mutations)?;
+                }
+            }
+            OpInput::Get { row, .. } => limits::check_row(row)?,
+            OpInput::Scan {
+                start, end, limit, ..
+            } => {
+                if *limit == 0 {
+                    return Err(InputError::Invalid("scan limit must be at least 1".into()));
+                }
+                for k in [start, end] {
+                    if k.len() > limits::ROW_KEY_BYTES_MAX {
+                        return Err(InputError::RowTooLarge {
+                            len: k.len(),
+                            max: limits::ROW_KEY_BYTES_MAX,
+                        });
+                    }
+                }
+                if !end.is_empty() && end <= start {
+                    return Err(InputError::Invalid(
+                        "scan end must be above its start".into(),
+                    ));
+                }
+            }
+            OpInput::CheckAndMutate {
+                row,
+                check,
+                on_match,
+                on_miss,
+                ..
+            } => {
+                limits::check_row(row)?;
+                let (Condition::Absent { family, qualifier }
+                | Condition::Equals {
+                    family, qualifier, ..
+                }) = check;
+                limits::check_name("family", family)?;
+                limits::check_qualifier(qualifier)?;
+                mutations(on_match)?;
+                mutations(on_miss)?;
+            }
+            OpInput::Increment {
+                row,
+                family,
+                qualifier,
+                ..
+            } => {
+                limits::check_row(row)?;
+                limits::check_name("family", family)?;
+                limits::check_qualifier(qualifier)?;
+            }
+            OpInput::Append {
+                row,
+                family,
+                qualifier,
+                suffix,
+                ..
+            } => {
+                limits::check_row(row)?;
+                limits::check_name("family", family)?;
+                limits::check_qualifier(qualifier)?;
+                limits::check_value(suffix, value_max)?;
+            }
+            OpInput::Admin(_) => {}
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpOutput {
+    Written,
+    Row(RowOut),
+    Rows(Vec<RowOut>),
+    Checked(bool),
+    Counter(i64),
+    Appended(Vec<u8>),
+    Admin(AdminReply),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    Done(OpOutput),
+    /// The operation did not happen (or, for a read, gave no answer).
+    Failed(ClientError),
+    /// A mutation whose outcome is not known: it may or may not have happened.
+    Unknown(ClientError),
+}
+
+/// One finished operation, as the embedding role records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub op: OpId,
+    pub input: OpInput,
+    /// When the operation was started and when it finished, on the client's clock.
+    pub call: Time,
+    pub ret: Time,
+    pub result: OpResult,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid input: {0}")]
+    Invalid(#[from] InputError),
+    #[error("tablet node: {0}")]
+    Data(DataError),
+    #[error("meta store: {0}")]
+    Meta(MetaError),
+    #[error("master: {0}")]
+    Admin(AdminError),
+    #[error("no tablet of table {table:?} holds row {row:?}")]
+    NoTablet { table: String, row: Vec<u8> },
+    #[error("gave up after {attempts} attempts; last: {last}")]
+    RetriesExhausted { attempts: u32, last: String },
+    #[error("no answer within the request timeout")]
+    Timeout,
+    #[error("too many operations in flight ({0})")]
+    TooManyOps(usize),
+}
