@@ -5,15 +5,13 @@
 //! one as failed; it is reported `Unknown`.
 
 use super::cache::LocationCache;
-use super::ops::{ClientError, Completion, OpId, OpInput, OpOutput, OpResult};
+use super::ops::{ClientError, Completion, OpId, OpInput, OpResult};
 use super::ClientConfig;
 use crate::kernel::{Actor, Ctx, Epoch, JobError, JobId, NodeId, Time, TimerId};
-use crate::meta::{MetaCall, MetaMsg, MetaReply, MetaRequest, MetaResponse, RequestId, TabletId};
+use crate::meta::{MetaCall, MetaMsg, MetaRequest, RequestId, TabletId};
 use crate::meta::{TabletLocation, TabletStatus};
-use crate::proto::admin::{AdminError, AdminMsg, AdminRequest, AdminResponse};
-use crate::proto::data::{
-    DataError, DataMsg, DataOp, DataReply, DataRequest, DataResponse, RowMutation, RowOut,
-};
+use crate::proto::admin::{AdminMsg, AdminRequest};
+use crate::proto::data::{DataMsg, DataOp, DataRequest, RowMutation, RowOut};
 use crate::proto::ClusterMsg;
 use rand::Rng;
 use std::collections::{BTreeMap, VecDeque};
@@ -29,7 +27,7 @@ pub enum ClientTimer {
 }
 
 #[derive(Debug)]
-enum Progress {
+pub(super) enum Progress {
     Single,
     Write {
         /// Rows not yet sent (or sent and refused).
@@ -46,19 +44,19 @@ enum Progress {
 }
 
 #[derive(Debug)]
-struct Op {
-    input: OpInput,
-    call: Time,
-    attempts: u32,
-    progress: Progress,
-    locating: bool,
+pub(super) struct Op {
+    pub(super) input: OpInput,
+    pub(super) call: Time,
+    pub(super) attempts: u32,
+    pub(super) progress: Progress,
+    pub(super) locating: bool,
     /// The last locate answered, yet the key is still not covered by a usable tablet.
-    located: bool,
-    waiting_retry: bool,
+    pub(super) located: bool,
+    pub(super) waiting_retry: bool,
 }
 
 #[derive(Debug)]
-enum ReqKind {
+pub(super) enum ReqKind {
     Locate,
     MasterLease,
     Admin,
@@ -71,26 +69,26 @@ enum ReqKind {
 }
 
 #[derive(Debug)]
-struct Req {
-    op: OpId,
-    kind: ReqKind,
-    timer: TimerId,
+pub(super) struct Req {
+    pub(super) op: OpId,
+    pub(super) kind: ReqKind,
+    pub(super) timer: TimerId,
 }
 
 pub struct Client {
-    config: ClientConfig,
-    cache: LocationCache,
-    master: Option<NodeId>,
-    ops: BTreeMap<OpId, Op>,
-    reqs: BTreeMap<RequestId, Req>,
-    next_req: u64,
-    next_op: u64,
-    completions: VecDeque<Completion>,
-    completions_dropped: u64,
+    pub(super) config: ClientConfig,
+    pub(super) cache: LocationCache,
+    pub(super) master: Option<NodeId>,
+    pub(super) ops: BTreeMap<OpId, Op>,
+    pub(super) reqs: BTreeMap<RequestId, Req>,
+    pub(super) next_req: u64,
+    pub(super) next_op: u64,
+    pub(super) completions: VecDeque<Completion>,
+    pub(super) completions_dropped: u64,
 }
 
 /// The node and epoch to send to, if the location can serve now.
-fn usable(loc: &TabletLocation) -> Option<(NodeId, Epoch)> {
+pub(super) fn usable(loc: &TabletLocation) -> Option<(NodeId, Epoch)> {
     match (loc.status, loc.assigned) {
         (TabletStatus::Ready, Some(a)) => Some((a.node, a.epoch)),
         _ => None,
@@ -177,7 +175,7 @@ impl Client {
         Ok(id)
     }
 
-    fn send(
+    pub(super) fn send(
         &mut self,
         op: OpId,
         to: NodeId,
@@ -192,7 +190,13 @@ impl Client {
         self.reqs.insert(id, Req { op, kind, timer });
     }
 
-    fn locate(&mut self, op: OpId, table: String, row: Vec<u8>, ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn locate(
+        &mut self,
+        op: OpId,
+        table: String,
+        row: Vec<u8>,
+        ctx: &mut Ctx<'_, Self>,
+    ) {
         if let Some(o) = self.ops.get_mut(&op) {
             if o.located {
                 // The answer we just got does not cover the key (a gap while the master
@@ -219,7 +223,7 @@ impl Client {
         );
     }
 
-    fn send_data(
+    pub(super) fn send_data(
         &mut self,
         op: OpId,
         table: &str,
@@ -257,7 +261,7 @@ impl Client {
     }
 
     /// Push the operation as far as it can go now.
-    fn drive(&mut self, id: OpId, ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn drive(&mut self, id: OpId, ctx: &mut Ctx<'_, Self>) {
         let Some(op) = self.ops.get(&id) else {
             return;
         };
@@ -475,7 +479,7 @@ impl Client {
 
     /// The request was refused in a way that means "not applied": back off and retry, up to
     /// the bound.
-    fn refused(&mut self, id: OpId, why: String, ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn refused(&mut self, id: OpId, why: String, ctx: &mut Ctx<'_, Self>) {
         let Some(op) = self.ops.get_mut(&id) else {
             return;
         };
@@ -512,7 +516,7 @@ impl Client {
         ctx.set_timer(half + jitter, ClientTimer::Retry(id));
     }
 
-    fn complete(&mut self, id: OpId, result: OpResult, ctx: &mut Ctx<'_, Self>) {
+    pub(super) fn complete(&mut self, id: OpId, result: OpResult, ctx: &mut Ctx<'_, Self>) {
         let Some(op) = self.ops.remove(&id) else {
             return;
         };
@@ -538,217 +542,6 @@ impl Client {
             ret: ctx.now(),
             result,
         });
-    }
-
-    fn on_meta(&mut self, resp: MetaResponse, ctx: &mut Ctx<'_, Self>) {
-        let Some(req) = self.reqs.remove(&resp.id) else {
-            return;
-        };
-        ctx.cancel_timer(req.timer);
-        let id = req.op;
-        match req.kind {
-            ReqKind::Locate => {
-                let table = self
-                    .ops
-                    .get(&id)
-                    .and_then(|o| o.input.table().map(str::to_string));
-                if let Some(o) = self.ops.get_mut(&id) {
-                    o.locating = false;
-                }
-                match (resp.result, table) {
-                    (Ok(MetaReply::Locations(locs)), Some(table)) => {
-                        for l in locs {
-                            self.cache.insert(&table, l);
-                        }
-                        if let Some(o) = self.ops.get_mut(&id) {
-                            o.located = true;
-                        }
-                        self.drive(id, ctx);
-                    }
-                    (other, _) => self.refused(id, format!("locate: {other:?}"), ctx),
-                }
-            }
-            ReqKind::MasterLease => match resp.result {
-                Ok(MetaReply::LeaseState(Some(lease))) => {
-                    self.master = Some(lease.holder);
-                    self.drive(id, ctx);
-                }
-                other => self.refused(id, format!("no master: {other:?}"), ctx),
-            },
-            _ => debug!("meta answer to a request of another kind"),
-        }
-    }
-
-    fn on_admin(&mut self, resp: AdminResponse, ctx: &mut Ctx<'_, Self>) {
-        let Some(req) = self.reqs.remove(&resp.id) else {
-            return;
-        };
-        ctx.cancel_timer(req.timer);
-        match resp.result {
-            Ok(reply) => self.complete(req.op, OpResult::Done(OpOutput::Admin(reply)), ctx),
-            Err(AdminError::NotMaster) => {
-                self.master = None;
-                self.refused(req.op, "not the master".into(), ctx);
-            }
-            Err(e) => self.complete(req.op, OpResult::Failed(ClientError::Admin(e)), ctx),
-        }
-    }
-
-    fn on_data(&mut self, resp: DataResponse, ctx: &mut Ctx<'_, Self>) {
-        let Some(req) = self.reqs.remove(&resp.id) else {
-            return;
-        };
-        ctx.cancel_timer(req.timer);
-        let id = req.op;
-        let ReqKind::Data { table, loc, rows } = req.kind else {
-            return;
-        };
-        let Some(op) = self.ops.get_mut(&id) else {
-            return;
-        };
-        let mutation = op.input.is_mutation();
-        if let Progress::Write {
-            parts_in_flight, ..
-        } = &mut op.progress
-        {
-            *parts_in_flight = parts_in_flight.saturating_sub(1);
-        }
-        match resp.result {
-            Ok(reply) => self.on_data_ok(id, &loc, reply, ctx),
-            Err(e) if e.is_retryable() => {
-                ctx.mark("client.stale_location");
-                self.cache.invalidate(&table, loc.tablet);
-                if let Some(Op {
-                    progress: Progress::Write { pending, .. },
-                    ..
-                }) = self.ops.get_mut(&id)
-                {
-                    pending.extend(rows);
-                }
-                self.refused(id, e.to_string(), ctx);
-            }
-            Err(e) => {
-                let any_done = matches!(op.progress, Progress::Write { any_done: true, .. });
-                let result = if mutation && (any_done || matches!(e, DataError::Storage(_))) {
-                    OpResult::Unknown(ClientError::Data(e))
-                } else {
-                    OpResult::Failed(ClientError::Data(e))
-                };
-                self.complete(id, result, ctx);
-            }
-        }
-    }
-
-    fn on_data_ok(
-        &mut self,
-        id: OpId,
-        loc: &TabletLocation,
-        reply: DataReply,
-        ctx: &mut Ctx<'_, Self>,
-    ) {
-        let Some(op) = self.ops.get_mut(&id) else {
-            return;
-        };
-        let output = match (&mut op.progress, reply) {
-            (
-                Progress::Write {
-                    pending,
-                    parts_in_flight,
-                    any_done,
-                },
-                DataReply::Written,
-            ) => {
-                *any_done = true;
-                op.attempts = 0;
-                if !pending.is_empty() || *parts_in_flight > 0 {
-                    self.drive(id, ctx);
-                    return;
-                }
-                OpOutput::Written
-            }
-            (
-                Progress::Scan { cursor, rows },
-                DataReply::Scanned {
-                    rows: got,
-                    more,
-                    resume,
-                },
-            ) => {
-                let OpInput::Scan {
-                    start,
-                    end,
-                    reverse,
-                    limit,
-                    ..
-                } = &op.input
-                else {
-                    return;
-                };
-                rows.extend(got);
-                rows.truncate(*limit as usize);
-                op.attempts = 0;
-                let full = rows.len() >= *limit as usize;
-                let next = match (more, resume) {
-                    (true, Some(r)) if *reverse => Some(r),
-                    (true, Some(mut r)) => {
-                        // Forward: the smallest row after the last one returned.
-                        r.push(0);
-                        Some(r)
-                    }
-                    (true, None) => None,
-                    (false, _) if *reverse => {
-                        (!loc.start.is_empty() && loc.start > *start).then(|| loc.start.clone())
-                    }
-                    (false, _) => (!loc.end.is_empty() && (end.is_empty() || loc.end < *end))
-                        .then(|| loc.end.clone()),
-                };
-                match next {
-                    Some(n) if !full => {
-                        ctx.mark("client.scan_continues");
-                        *cursor = n;
-                        self.drive(id, ctx);
-                        return;
-                    }
-                    _ => OpOutput::Rows(std::mem::take(rows)),
-                }
-            }
-            (_, DataReply::Row(r)) => OpOutput::Row(r),
-            (_, DataReply::Checked { matched }) => OpOutput::Checked(matched),
-            (_, DataReply::Counter { value }) => OpOutput::Counter(value),
-            (_, DataReply::Appended { value }) => OpOutput::Appended(value),
-            (_, other) => {
-                let err =
-                    ClientError::Data(DataError::Storage(format!("unexpected reply {other:?}")));
-                self.complete(id, OpResult::Unknown(err), ctx);
-                return;
-            }
-        };
-        self.complete(id, OpResult::Done(output), ctx);
-    }
-
-    fn on_timeout(&mut self, rid: RequestId, ctx: &mut Ctx<'_, Self>) {
-        let Some(req) = self.reqs.remove(&rid) else {
-            return;
-        };
-        let id = req.op;
-        let Some(op) = self.ops.get_mut(&id) else {
-            return;
-        };
-        ctx.mark("client.request_timeout");
-        match req.kind {
-            ReqKind::Data { .. } | ReqKind::Admin if op.input.is_mutation() => {
-                self.complete(id, OpResult::Unknown(ClientError::Timeout), ctx);
-            }
-            ReqKind::Locate => {
-                op.locating = false;
-                self.refused(id, "locate timed out".into(), ctx);
-            }
-            ReqKind::Admin => {
-                self.master = None;
-                self.refused(id, "master timed out".into(), ctx);
-            }
-            _ => self.refused(id, "timed out".into(), ctx),
-        }
     }
 }
 

@@ -13,7 +13,7 @@
 //! [`OpResult::Unknown`]: it may or may not have happened. It is never reported as failed, and
 //! never retried, because a retry could apply it twice.
 //!
-//! Map: `cache.rs` the location cache; `core.rs` the [`Client`] actor (ops, requests, retries);
+//! Map: `cache.rs` the location cache; `core.rs` the [`Client`] actor (ops, requests, retries); `reply.rs` its answer handling;
 //! `ops.rs` operation inputs, validation and results; `role.rs` the simulated client role.
 //!
 //! Must not: read a clock, sleep, or open a socket; time and randomness come through `Ctx`.
@@ -21,6 +21,7 @@
 mod cache;
 mod core;
 mod ops;
+mod reply;
 mod role;
 
 pub use self::core::{Client, ClientTimer};
