@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod bench;
 mod dev;
 
 #[derive(Parser, Debug)]
@@ -25,6 +26,34 @@ struct Cli {
 enum Command {
     /// Run a local cluster in this process on loopback TCP (until Ctrl-C or --duration).
     Dev(DevArgs),
+    /// Benchmarks (numbers go to docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// The storage engine on the local disk, with db_bench's workload shapes. Prints
+    /// `workload ops_per_sec` lines; `bench/engine-vs-rocksdb.sh` compares them with db_bench.
+    Engine(EngineArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct EngineArgs {
+    /// Scratch folder (emptied before and removed after).
+    #[arg(long, default_value = "/tmp/shale-bench-engine")]
+    dir: String,
+    /// Keys written by the fill workloads (16-byte keys, 100-byte values).
+    #[arg(long, default_value_t = 1_000_000)]
+    num: u64,
+    /// Keys written by the synced-write workloads.
+    #[arg(long, default_value_t = 5_000)]
+    fillsync_num: u64,
+    /// Workloads to run (default: all). Reads run fillrandom first if it is not listed.
+    #[arg(long = "workload", value_name = "NAME")]
+    workloads: Vec<String>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -52,6 +81,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -61,7 +91,16 @@ fn main() -> ExitCode {
             base_port: args.base_port,
             run_for: args.duration_secs.map(Duration::from_secs),
             seed: args.seed,
-        }),
+        })
+        .map_err(|e| e.to_string()),
+        Command::Bench(BenchCommand::Engine(args)) => bench::engine(bench::EngineBenchArgs {
+            dir: args.dir,
+            num: args.num,
+            fillsync_num: args.fillsync_num,
+            workloads: args.workloads,
+            seed: args.seed,
+        })
+        .map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
