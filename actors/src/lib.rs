@@ -10,6 +10,7 @@
 pub mod client;
 pub mod cluster;
 pub mod kernel;
+pub mod master;
 pub mod meta;
 pub mod node;
 pub mod proto;

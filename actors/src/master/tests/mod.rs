@@ -1,0 +1,6 @@
+//! Master tests over the real meta store and scripted fake nodes (see `harness.rs`).
+
+mod ddl;
+mod failover;
+mod harness;
+mod procedures;
