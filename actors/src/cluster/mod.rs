@@ -1,5 +1,5 @@
 //! The cluster's one actor type: [`ClusterNode`] wraps whichever role a process runs (meta
-//! store, tablet node, client; the master joins here as `Master(...)`), so a host runs one
+//! store, master, tablet node, client), so a host runs one
 //! actor with `Msg = ClusterMsg` per process.
 //!
 //! Each role keeps its own timer and job types; they are lifted into [`ClusterTimer`] and
@@ -10,16 +10,16 @@
 
 use crate::client::{ClientError, ClientRole, ClientTimer, OpId, OpInput};
 use crate::kernel::{Actor, Ctx, JobError, JobId, NodeId, TimerId};
+use crate::master::{Master, MasterJobOutput, MasterTimer};
 use crate::meta::{MetaJobOutput, MetaMsg, MetaStore, MetaTimer};
 use crate::node::{NodeJobOutput, NodeTimer, TabletNode};
 use crate::proto::ClusterMsg;
 use tracing::debug;
 
 /// One process's role.
-// The master engineer adds `Master(crate::master::Master)` here, with its timer and job
-// variants below.
 pub enum ClusterNode {
     Meta(MetaStore),
+    Master(Master),
     Node(TabletNode),
     Client(ClientRole),
 }
@@ -27,6 +27,7 @@ pub enum ClusterNode {
 #[derive(Clone, Debug)]
 pub enum ClusterTimer {
     Meta(MetaTimer),
+    Master(MasterTimer),
     Node(NodeTimer),
     Client(ClientTimer),
 }
@@ -34,6 +35,7 @@ pub enum ClusterTimer {
 #[derive(Debug)]
 pub enum ClusterJob {
     Meta(MetaJobOutput),
+    Master(MasterJobOutput),
     Node(NodeJobOutput),
     Client(()),
 }
@@ -49,6 +51,7 @@ impl ClusterNode {
     pub fn role(&self) -> &'static str {
         match self {
             ClusterNode::Meta(_) => "meta",
+            ClusterNode::Master(_) => "master",
             ClusterNode::Node(_) => "node",
             ClusterNode::Client(_) => "client",
         }
@@ -56,6 +59,12 @@ impl ClusterNode {
     pub fn as_meta(&self) -> Option<&MetaStore> {
         match self {
             ClusterNode::Meta(m) => Some(m),
+            _ => None,
+        }
+    }
+    pub fn as_master(&self) -> Option<&Master> {
+        match self {
+            ClusterNode::Master(m) => Some(m),
             _ => None,
         }
     }
@@ -100,6 +109,11 @@ impl Actor for ClusterNode {
             ClusterNode::Meta(m) => ctx.nest(meta_msg, ClusterTimer::Meta, ClusterJob::Meta, |c| {
                 m.on_start(c)
             }),
+            ClusterNode::Master(m) => {
+                ctx.nest(same, ClusterTimer::Master, ClusterJob::Master, |c| {
+                    m.on_start(c)
+                })
+            }
             ClusterNode::Node(n) => ctx.nest(same, ClusterTimer::Node, ClusterJob::Node, |c| {
                 n.on_start(c)
             }),
@@ -116,6 +130,11 @@ impl Actor for ClusterNode {
             (ClusterNode::Meta(m), ClusterMsg::Meta(mm)) => {
                 ctx.nest(meta_msg, ClusterTimer::Meta, ClusterJob::Meta, |c| {
                     m.on_msg(from, mm, c)
+                })
+            }
+            (ClusterNode::Master(m), msg) => {
+                ctx.nest(same, ClusterTimer::Master, ClusterJob::Master, |c| {
+                    m.on_msg(from, msg, c)
                 })
             }
             (ClusterNode::Node(n), msg) => {
@@ -138,6 +157,11 @@ impl Actor for ClusterNode {
         match (self, timer) {
             (ClusterNode::Meta(m), ClusterTimer::Meta(t)) => {
                 ctx.nest(meta_msg, ClusterTimer::Meta, ClusterJob::Meta, |c| {
+                    m.on_timer(id, t, c)
+                })
+            }
+            (ClusterNode::Master(m), ClusterTimer::Master(t)) => {
+                ctx.nest(same, ClusterTimer::Master, ClusterJob::Master, |c| {
                     m.on_timer(id, t, c)
                 })
             }
@@ -174,6 +198,16 @@ impl Actor for ClusterNode {
             }
             (ClusterNode::Meta(m), Err(e)) => {
                 ctx.nest(meta_msg, ClusterTimer::Meta, ClusterJob::Meta, |c| {
+                    m.on_job_done(id, Err(e), c)
+                })
+            }
+            (ClusterNode::Master(m), Ok(ClusterJob::Master(o))) => {
+                ctx.nest(same, ClusterTimer::Master, ClusterJob::Master, |c| {
+                    m.on_job_done(id, Ok(o), c)
+                })
+            }
+            (ClusterNode::Master(m), Err(e)) => {
+                ctx.nest(same, ClusterTimer::Master, ClusterJob::Master, |c| {
                     m.on_job_done(id, Err(e), c)
                 })
             }
