@@ -33,8 +33,8 @@ mod txn;
 
 pub use actor::{MetaCounters, MetaJobOutput, MetaStore, MetaTimer};
 pub use backend::{Loaded, MemBackend, MetaBackend};
-pub use fs_backend::FsBackend;
 pub use error::{BackendError, MetaError};
+pub use fs_backend::FsBackend;
 pub use model::*;
 pub use msg::{fingerprint, MetaCall, MetaMsg, MetaReply, MetaRequest, MetaResponse, RequestId};
 pub use state::{
