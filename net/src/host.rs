@@ -11,7 +11,11 @@
 //! `ctx.now` is the system clock (simulated under madsim); the RNG is seeded from the config, or
 //! from OS entropy when no seed is given (madsim makes that deterministic too).
 //!
-//! Owns: the event loop, timers, job dispatch, the stop/inject handle.
+//! Code outside the actor (a client library, the CLI) runs work *on* the actor through an
+//! [`Invoker`]: the closure gets the actor and a real [`Ctx`] on the loop's own turn, and its
+//! effects are carried out like any handler's (the simulator's `Sim::invoke` is the same idea).
+//!
+//! Owns: the event loop, timers, job dispatch, the stop/inject handle, invocations.
 //! Must not: interpret messages, or let a slow or panicking job block or kill the loop.
 
 use rand::{Rng, SeedableRng};
@@ -50,6 +54,8 @@ pub struct HostConfig {
     pub timers_fired_per_turn_max: usize,
     /// Jobs running at once; more fail at once with [`JobError::Aborted`].
     pub jobs_in_flight_max: usize,
+    /// Invocations queued and not yet run; beyond it [`Invoker::invoke`] says `Full`.
+    pub invocations_len_max: usize,
 }
 
 impl HostConfig {
@@ -65,6 +71,7 @@ impl HostConfig {
             timers_len_max: 65_536,
             timers_fired_per_turn_max: 1024,
             jobs_in_flight_max: 256,
+            invocations_len_max: 1024,
         }
     }
 }
@@ -147,6 +154,50 @@ where
 
 type JobDone<O> = (JobId, Result<O, JobError>);
 
+/// Work to run on the actor's own turn, with a real context.
+pub type Invocation<A> = Box<dyn FnOnce(&mut A, &mut Ctx<'_, A>) + Send>;
+
+/// Runs closures on a host's actor from outside (see the module docs). Cloneable. It does not
+/// keep the host alive: once every [`HostHandle`] is gone the host stops and calls fail with
+/// [`InjectError::Stopped`].
+pub struct Invoker<A: Actor> {
+    tx: mpsc::Sender<Invocation<A>>,
+}
+
+impl<A: Actor> Clone for Invoker<A> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<A: Actor> Invoker<A> {
+    /// Queue `f` to run on the actor's next turn. Does not wait.
+    pub fn invoke(
+        &self,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A>) + Send + 'static,
+    ) -> Result<(), InjectError> {
+        self.tx.try_send(Box::new(f)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => InjectError::Full,
+            mpsc::error::TrySendError::Closed(_) => InjectError::Stopped,
+        })
+    }
+
+    /// Run `f` on the actor and wait for what it returns. `Stopped` if the host ended first.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut A, &mut Ctx<'_, A>) -> R + Send + 'static,
+    ) -> Result<R, InjectError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.invoke(move |a, ctx| {
+            // The caller may have given up waiting; the work is done either way.
+            let _ = tx.send(f(a, ctx));
+        })?;
+        rx.await.map_err(|_| InjectError::Stopped)
+    }
+}
+
 /// One actor's host. Build it with [`Host::start`], then `run` it to completion.
 pub struct Host<A: Actor> {
     me: NodeId,
@@ -162,6 +213,8 @@ pub struct Host<A: Actor> {
     jobs_tx: mpsc::UnboundedSender<JobDone<A::JobOutput>>,
     jobs_rx: mpsc::UnboundedReceiver<JobDone<A::JobOutput>>,
     jobs_in_flight: usize,
+    calls_tx: mpsc::Sender<Invocation<A>>,
+    calls_rx: mpsc::Receiver<Invocation<A>>,
 }
 
 /// Start a host in its own task. The task's output is the actor once the host has stopped.
@@ -174,6 +227,19 @@ where
 {
     let (host, handle) = Host::start(cfg).await?;
     Ok((handle, tokio::spawn(host.run(actor))))
+}
+
+/// [`spawn_host`], also returning an [`Invoker`] for running work on the actor.
+pub async fn spawn_host_with_invoker<A>(
+    actor: A,
+    cfg: HostConfig,
+) -> Result<(HostHandle<A::Msg>, Invoker<A>, JoinHandle<A>), HostError>
+where
+    A: Actor + Send,
+{
+    let (host, handle) = Host::start(cfg).await?;
+    let invoker = host.invoker();
+    Ok((handle, invoker, tokio::spawn(host.run(actor))))
 }
 
 impl<A: Actor> Host<A> {
@@ -205,6 +271,7 @@ impl<A: Actor> Host<A> {
         })?;
         let (stop_tx, stop) = watch::channel(false);
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
+        let (calls_tx, calls_rx) = mpsc::channel(cfg.invocations_len_max.max(1));
         let handle = HostHandle {
             node: cfg.node,
             local_addr,
@@ -226,8 +293,17 @@ impl<A: Actor> Host<A> {
             jobs_tx,
             jobs_rx,
             jobs_in_flight: 0,
+            calls_tx,
+            calls_rx,
         };
         Ok((host, handle))
+    }
+
+    /// A new [`Invoker`] for this host's actor.
+    pub fn invoker(&self) -> Invoker<A> {
+        Invoker {
+            tx: self.calls_tx.clone(),
+        }
     }
 
     /// Run `actor` until stopped (by [`HostHandle::stop`] or dropping every handle); returns it.
@@ -248,6 +324,9 @@ impl<A: Actor> Host<A> {
                 Some((id, result)) = self.jobs_rx.recv() => {
                     self.jobs_in_flight = self.jobs_in_flight.saturating_sub(1);
                     self.turn(&mut actor, |a, ctx| a.on_job_done(id, result, ctx));
+                }
+                Some(call) = self.calls_rx.recv() => {
+                    self.turn(&mut actor, call);
                 }
                 Some(Envelope { from, msg }) = self.inbox.recv() => {
                     self.turn(&mut actor, |a, ctx| a.on_msg(from, msg, ctx));

@@ -193,6 +193,65 @@ async fn dropping_every_handle_stops_the_host() {
     }
 }
 
+#[tokio::test]
+async fn invocations_run_on_the_actor_with_a_real_context() {
+    let log = Log::default();
+    let (handle, invoker, task) =
+        match spawn_host_with_invoker(Probe { log: log.clone() }, config()).await {
+            Ok(x) => x,
+            Err(e) => panic!("host did not start: {e}"),
+        };
+    // The closure's effects are carried out: a self-send comes back through the inbox and a
+    // timer fires.
+    let me = invoker
+        .call(|_probe: &mut Probe, ctx: &mut Ctx<'_, Probe>| {
+            ctx.send(ctx.me(), ProbeMsg::Hello(10));
+            ctx.set_timer(Duration::from_millis(5), "invoked");
+            ctx.me()
+        })
+        .await;
+    assert_eq!(me, Ok(NodeId(7)));
+    let seen = wait_for_events(&log, |e| {
+        e.contains(&Event::Msg(NodeId(7), ProbeMsg::Echo(11)))
+            && e.contains(&Event::Timer("invoked"))
+    })
+    .await;
+    assert!(seen.contains(&Event::Msg(NodeId(7), ProbeMsg::Hello(10))));
+    // The closure sees the actor's state.
+    let count = invoker
+        .call(|probe: &mut Probe, _ctx: &mut Ctx<'_, Probe>| events(&probe.log).len())
+        .await;
+    assert!(matches!(count, Ok(n) if n >= seen.len()), "{count:?}");
+    handle.stop();
+    assert!(task.await.is_ok());
+    assert_eq!(
+        invoker.invoke(|_: &mut Probe, _: &mut Ctx<'_, Probe>| {}),
+        Err(InjectError::Stopped)
+    );
+    assert_eq!(
+        invoker
+            .call(|_: &mut Probe, _: &mut Ctx<'_, Probe>| 1)
+            .await,
+        Err(InjectError::Stopped)
+    );
+}
+
+#[tokio::test]
+async fn invocations_over_the_limit_are_refused() {
+    let mut cfg = config();
+    cfg.invocations_len_max = 2;
+    // Not running yet, so nothing drains the queue.
+    let (host, _handle) = match Host::<Probe>::start(cfg).await {
+        Ok(x) => x,
+        Err(e) => panic!("host did not start: {e}"),
+    };
+    let invoker = host.invoker();
+    let noop = |_: &mut Probe, _: &mut Ctx<'_, Probe>| {};
+    assert_eq!(invoker.invoke(noop), Ok(()));
+    assert_eq!(invoker.invoke(noop), Ok(()));
+    assert_eq!(invoker.invoke(noop), Err(InjectError::Full));
+}
+
 #[test]
 fn wall_clock_is_after_2020() {
     assert!(wall_clock() > Time::from_millis(1_577_836_800_000));

@@ -21,6 +21,9 @@ pub mod transport;
 pub mod wire;
 
 pub use frame::FrameError;
-pub use host::{spawn_host, Host, HostConfig, HostError, HostHandle, InjectError};
+pub use host::{
+    spawn_host, spawn_host_with_invoker, Host, HostConfig, HostError, HostHandle, InjectError,
+    Invocation, Invoker,
+};
 pub use transport::{Identity, NetStats, PeerError, SendError, Transport};
 pub use wire::{ClusterId, Envelope, Hello, NetConfig, Packet};
