@@ -135,6 +135,13 @@ impl Buggify {
             .collect()
     }
 
+    /// Stop every point from firing for the rest of the run (the quiet phase of a liveness
+    /// check: FoundationDB turns buggify off before it waits for the cluster to converge).
+    /// Points reached afterwards are still counted as reached.
+    pub fn quiesce(&mut self) {
+        self.cfg.fire_probability = 0.0;
+    }
+
     /// Total firings over all points.
     pub fn fired(&self) -> u64 {
         self.points.values().map(|s| s.fired).sum()

@@ -13,6 +13,8 @@
 //!   through `ctx.buggify` / `ctx.mark`; per run, never global.
 //! - `check/`: checkers over recorded histories and states (linearizability, lost writes, key
 //!   coverage, state transitions). `scenario/`: the scenario file format and workload generator.
+//! - `cluster/`: the cluster runner: the real meta store, masters, tablet nodes and clients in
+//!   the executor, driven by a workload and faults, judged by `check/`.
 //!
 //! Semantics worth knowing:
 //! - Events are ordered by (true time, sequence number); ties resolve in scheduling order.
@@ -63,6 +65,7 @@
 
 mod buggify;
 pub mod check;
+pub mod cluster;
 mod config;
 mod error;
 mod exec;

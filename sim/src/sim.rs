@@ -170,6 +170,11 @@ impl<A: Actor> Sim<A> {
         &self.buggify
     }
 
+    /// No buggify point fires from now on (see [`Buggify::quiesce`]).
+    pub fn quiesce_buggify(&mut self) {
+        self.buggify.quiesce();
+    }
+
     /// Coverage marks hit so far by any node's actor.
     pub fn marks(&self) -> &Marks {
         &self.marks

@@ -1,0 +1,259 @@
+//! Invariants watched while a cluster runs (architecture.md section 9, items 2 and 4, and the
+//! legal-transition rule): the runner calls [`Observer::after_step`] after every executor step
+//! that changed the meta store's revision, and [`Observer::check_serving`] whenever it stops.
+//!
+//! - Legal transitions: every tablet status the meta store takes is fed to a
+//!   [`TransitionChecker`] built from the master's own table (`master::transitions`). A tablet
+//!   must be born Offline. After a meta store restart the durable state is taken as the new
+//!   baseline (records it lost were never acknowledged, so nobody acted on them).
+//! - Single owner at the latest version: among nodes whose lease is valid on their own clock,
+//!   the ranges of tablets that admit reads must not overlap within a table, every such tablet
+//!   must exist in meta, and its served version must be meta's version.
+//! - GC safety: whenever the shared store deleted something, every file a loaded tablet reads
+//!   must still exist.
+//!
+//! Must not: change the cluster (it only reads actors' public accessors).
+
+use super::verdict::Violation;
+use super::META;
+use crate::check::{TransitionChecker, TransitionTable};
+use crate::Sim;
+use shale_actors::cluster::ClusterNode;
+use shale_actors::master::transitions;
+use shale_actors::meta::{TabletId, TabletStatus};
+use shale_actors::proto::control::ServedState;
+use shale_actors::NodeId;
+use shale_storage::fs::SimFs;
+use std::collections::{BTreeMap, BTreeSet};
+
+const ALL_STATUSES: [TabletStatus; 10] = {
+    use TabletStatus::*;
+    [
+        Offline, Loading, Ready, Unloading, Splitting, Merging, LoadFail, UnloadFail, Disabled,
+        Retired,
+    ]
+};
+
+/// The master's transition table as checker data. Any status may start an observation (a
+/// baseline after a meta restart); births are checked separately.
+pub fn tablet_transition_table() -> TransitionTable<TabletStatusKey> {
+    let mut allowed = Vec::new();
+    for a in ALL_STATUSES {
+        for b in ALL_STATUSES {
+            if transitions::is_legal(a, b) {
+                allowed.push((TabletStatusKey(a), TabletStatusKey(b)));
+            }
+        }
+    }
+    TransitionTable::new(ALL_STATUSES.map(TabletStatusKey), allowed)
+}
+
+/// `TabletStatus` with an order (by declaration), so the checker can keep it in sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TabletStatusKey(pub TabletStatus);
+
+impl PartialOrd for TabletStatusKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for TabletStatusKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0 as u8).cmp(&(other.0 as u8))
+    }
+}
+
+/// (start, end, tablet, node) of a tablet a leased node serves.
+type ServedRange = (Vec<u8>, Vec<u8>, TabletId, NodeId);
+
+pub(super) struct Observer {
+    transitions: TransitionChecker<TabletId, TabletStatusKey>,
+    /// Meta revision last observed; `None` after a meta restart (next observation is a
+    /// baseline).
+    revision: Option<u64>,
+    known: BTreeSet<TabletId>,
+    deletes_seen: u64,
+    pub violations: Vec<Violation>,
+    /// Violations already reported, so a state that persists is reported once.
+    reported: BTreeSet<String>,
+}
+
+impl Observer {
+    pub fn new() -> Self {
+        Self {
+            transitions: TransitionChecker::new(tablet_transition_table()),
+            revision: Some(0),
+            known: BTreeSet::new(),
+            deletes_seen: 0,
+            violations: Vec::new(),
+            reported: BTreeSet::new(),
+        }
+    }
+
+    fn report(&mut self, v: Violation) {
+        if self.reported.insert(v.to_string()) {
+            tracing::warn!(%v, "invariant violated");
+            self.violations.push(v);
+        }
+    }
+
+    /// The meta store crashed: its next state is a new baseline.
+    pub fn meta_restarted(&mut self) {
+        self.revision = None;
+    }
+
+    /// The meta store's revision, if it is up and serving (what the run loop watches).
+    pub fn meta_revision(sim: &Sim<ClusterNode>) -> Option<u64> {
+        sim.actor(META)
+            .and_then(ClusterNode::as_meta)
+            .filter(|m| m.is_serving())
+            .map(|m| m.state().revision())
+    }
+
+    pub fn last_revision(&self) -> Option<u64> {
+        self.revision
+    }
+
+    /// Feed the meta store's tablet statuses to the transition checker if they changed.
+    pub fn observe_meta(&mut self, sim: &Sim<ClusterNode>) {
+        let Some(meta) = sim.actor(META).and_then(ClusterNode::as_meta) else {
+            return;
+        };
+        if !meta.is_serving() {
+            return;
+        }
+        let rev = meta.state().revision();
+        if self.revision == Some(rev) {
+            return;
+        }
+        let baseline = self.revision.is_none();
+        self.revision = Some(rev);
+        let snap = meta.state().snapshot();
+        if baseline {
+            for id in std::mem::take(&mut self.known) {
+                self.transitions.forget(&id);
+            }
+        }
+        let before = self.transitions.illegal().len();
+        let mut births = Vec::new();
+        for (id, v) in &snap.tablets {
+            if !baseline && !self.known.contains(id) && v.value.status != TabletStatus::Offline {
+                births.push((*id, v.value.status));
+            }
+            self.transitions
+                .observe(*id, TabletStatusKey(v.value.status));
+        }
+        let gone: Vec<TabletId> = self
+            .known
+            .iter()
+            .filter(|id| !snap.tablets.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.transitions.forget(&id);
+        }
+        self.known = snap.tablets.keys().copied().collect();
+        let illegal: Vec<_> = self.transitions.illegal()[before..].to_vec();
+        for t in illegal {
+            self.report(Violation::IllegalTransition {
+                tablet: t.entity,
+                from: t.from.map(|s| s.0),
+                to: t.to.0,
+                revision: rev,
+            });
+        }
+        for (tablet, status) in births {
+            self.report(Violation::BadBirth { tablet, status });
+        }
+    }
+
+    /// Single owner at the latest version, and GC safety when the store deleted files.
+    pub fn check_serving(&mut self, sim: &Sim<ClusterNode>, fs: &SimFs) {
+        let Some(meta) = sim.actor(META).and_then(ClusterNode::as_meta) else {
+            return;
+        };
+        let tablets = &meta.state().snapshot().tablets;
+        let deletes = fs.stats().deletes;
+        let check_files = deletes != self.deletes_seen;
+        self.deletes_seen = deletes;
+        let files: BTreeSet<String> = if check_files {
+            fs.all_files().into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        let mut served: BTreeMap<String, Vec<ServedRange>> = BTreeMap::new();
+        let mut found = Vec::new();
+        let ids: Vec<NodeId> = sim.node_ids().collect();
+        for nid in ids {
+            let Some(node) = sim.actor(nid).and_then(ClusterNode::as_node) else {
+                continue;
+            };
+            let (Some(now), Some(until)) = (sim.local_now(nid), node.lease_until()) else {
+                continue;
+            };
+            let leased = now < until;
+            for (id, version, state) in node.tablets() {
+                if !matches!(state, ServedState::Serving | ServedState::Splitting) {
+                    continue;
+                }
+                let Some(engine) = node.engine(id) else {
+                    continue;
+                };
+                if check_files {
+                    for f in engine.live_files() {
+                        if !files.contains(&f) {
+                            found.push(Violation::FileDeletedWhileLive {
+                                tablet: id,
+                                node: nid,
+                                file: f,
+                            });
+                        }
+                    }
+                }
+                if !leased {
+                    continue;
+                }
+                match tablets.get(&id) {
+                    None => found.push(Violation::ServedNotInMeta {
+                        tablet: id,
+                        node: nid,
+                    }),
+                    Some(rec) => {
+                        if version < rec.value.version {
+                            found.push(Violation::StaleVersionServed {
+                                tablet: id,
+                                node: nid,
+                                served: version,
+                                meta: rec.value.version,
+                            });
+                        }
+                        let range = engine.range();
+                        served.entry(rec.value.table.clone()).or_default().push((
+                            range.start,
+                            range.end,
+                            id,
+                            nid,
+                        ));
+                    }
+                }
+            }
+        }
+        for (table, mut ranges) in served {
+            ranges.sort();
+            for w in ranges.windows(2) {
+                let (a, b) = (&w[0], &w[1]);
+                // `end` empty is +inf, so it overlaps anything after it.
+                if a.1.is_empty() || a.1 > b.0 {
+                    found.push(Violation::DoubleServe {
+                        table: table.clone(),
+                        a: (a.2, a.3),
+                        b: (b.2, b.3),
+                    });
+                }
+            }
+        }
+        for v in found {
+            self.report(v);
+        }
+    }
+}
