@@ -221,6 +221,12 @@ impl Client {
                 self.master = None;
                 self.refused(id, "master timed out".into(), ctx);
             }
+            ReqKind::Data { table, loc, .. } => {
+                // The node may be dead and its tablets moved: locate again before the retry,
+                // or every retry would go to the same silent node until the retries run out.
+                self.cache.invalidate(&table, loc.tablet);
+                self.refused(id, "timed out".into(), ctx);
+            }
             _ => self.refused(id, "timed out".into(), ctx),
         }
     }

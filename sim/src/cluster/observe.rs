@@ -169,7 +169,12 @@ impl Observer {
 
     /// Single owner at the latest version, and GC safety when the store deleted files.
     pub fn check_serving(&mut self, sim: &Sim<ClusterNode>, fs: &SimFs) {
-        let Some(meta) = sim.actor(META).and_then(ClusterNode::as_meta) else {
+        // A recovering meta store has not loaded its state yet: nothing to compare with.
+        let Some(meta) = sim
+            .actor(META)
+            .and_then(ClusterNode::as_meta)
+            .filter(|m| m.is_serving())
+        else {
             return;
         };
         let tablets = &meta.state().snapshot().tablets;

@@ -265,7 +265,11 @@ impl SimCluster {
             violations.push(Violation::Liveness {
                 waited: liveness.took,
                 detail: self.converged().err().unwrap_or_else(|| {
-                    format!("{} client operations still open", self.driver.open_ops())
+                    format!(
+                        "{} client operations still open: {:?}",
+                        self.driver.open_ops(),
+                        self.driver.open_summary()
+                    )
                 }),
             });
         }

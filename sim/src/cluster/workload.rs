@@ -197,6 +197,15 @@ impl Driver {
         self.open.is_empty() && self.planned.values().all(VecDeque::is_empty)
     }
 
+    /// The open operations, for a liveness report: (client process, op, input).
+    pub fn open_summary(&self) -> Vec<(NodeId, OpId, KvInput)> {
+        self.open
+            .iter()
+            .take(4)
+            .map(|((n, op), (_, input))| (*n, *op, input.clone()))
+            .collect()
+    }
+
     pub fn open_ops(&self) -> usize {
         self.open.len()
     }

@@ -64,3 +64,94 @@ pub fn assert_clean(c: &SimCluster, r: &RunReport) {
     }
     assert!(r.liveness.converged);
 }
+
+use shale_actors::meta::{ProcedureKind, TabletId, TabletRecord, TabletStatus};
+use shale_actors::proto::admin::{AdminCall, AdminReply};
+use shale_actors::NodeId;
+use std::time::Duration;
+
+/// Neither meta nor the leading master holds a procedure.
+pub fn no_procedures(c: &SimCluster) -> bool {
+    c.procedures().is_empty() && c.leader().is_some_and(|(_, m)| m.procedures().is_empty())
+}
+
+pub fn all_ready(c: &SimCluster, table: &str) -> bool {
+    let t = c.tablets(table);
+    !t.is_empty() && t.iter().all(|t| t.status == TabletStatus::Ready)
+}
+
+/// Run until the table is all Ready and no procedure runs; panics after `secs`.
+pub fn settle(c: &mut SimCluster, table: &str, secs: u64) {
+    let deadline = c.now().plus(Duration::from_secs(secs));
+    let ok = c.run_until_cond(deadline, |c| all_ready(c, table) && no_procedures(c));
+    assert!(ok, "not settled: {}", c.describe());
+}
+
+/// The procedure to force, by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forced {
+    Split,
+    Merge,
+    Move,
+}
+
+impl Forced {
+    pub fn kind(self) -> ProcedureKind {
+        match self {
+            Forced::Split => ProcedureKind::Split,
+            Forced::Merge => ProcedureKind::Merge,
+            Forced::Move => ProcedureKind::Move,
+        }
+    }
+}
+
+/// The admin call that forces `what` on `table`'s first tablets, and the node that serves
+/// the first tablet (the one a node crash should hit).
+pub fn force_call(c: &SimCluster, table: &str, what: Forced) -> (AdminCall, NodeId) {
+    let t: Vec<TabletRecord> = c.tablets(table);
+    let first = &t[0];
+    let node = first.assigned.expect("assigned").node;
+    let call = match what {
+        Forced::Split => AdminCall::SplitTablet {
+            tablet: first.id,
+            key: None,
+        },
+        Forced::Merge => AdminCall::MergeTablets {
+            a: first.id,
+            b: t[1].id,
+        },
+        Forced::Move => {
+            let to = c
+                .node_ids()
+                .into_iter()
+                .find(|n| *n != node)
+                .expect("another node");
+            AdminCall::MoveTablet {
+                tablet: first.id,
+                node: to,
+            }
+        }
+    };
+    (call, node)
+}
+
+/// Force `what` and check the master accepted it.
+pub fn force(c: &mut SimCluster, table: &str, what: Forced) -> NodeId {
+    let (call, node) = force_call(c, table, what);
+    match c.admin_ok(call).expect("accepted") {
+        AdminReply::Started { .. } | AdminReply::Done => node,
+        other => panic!("{what:?}: {other:?}"),
+    }
+}
+
+/// The phase of the first procedure record of `kind` in meta.
+pub fn phase_of(c: &SimCluster, kind: ProcedureKind) -> Option<String> {
+    c.procedures()
+        .into_iter()
+        .find(|p| p.kind == kind)
+        .map(|p| p.phase)
+}
+
+pub fn ids(c: &SimCluster, table: &str) -> Vec<TabletId> {
+    c.tablets(table).iter().map(|t| t.id).collect()
+}
