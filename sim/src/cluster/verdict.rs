@@ -105,7 +105,12 @@ impl SimCluster {
     pub fn converged(&self) -> Result<(), String> {
         let (_, master) = self.leader().ok_or("no leading master")?;
         if !master.procedures().is_empty() {
-            return Err(format!("{} procedures running", master.procedures().len()));
+            let procs: Vec<String> = master
+                .procedures()
+                .values()
+                .map(|p| format!("{}:{:?}@{}", p.id, p.body.kind(), p.body.phase_name()))
+                .collect();
+            return Err(format!("procedures running: {}", procs.join(", ")));
         }
         if !self.procedures().is_empty() {
             return Err(format!(
