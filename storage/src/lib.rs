@@ -18,6 +18,7 @@ pub mod memtable;
 pub mod read;
 pub mod sst;
 pub mod tablet;
+pub mod ts;
 pub mod wal;
 
 #[cfg(test)]
