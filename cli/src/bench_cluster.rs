@@ -73,7 +73,7 @@ async fn bench(args: &ClusterBenchArgs) -> Result<(), BenchError> {
     wait_ready(&admin, None).await?;
     for start in (0..rows).step_by(LOAD_BATCH_ROWS as usize) {
         let batch = (start..(start + LOAD_BATCH_ROWS).min(rows))
-            .map(|i| put_row(i))
+            .map(put_row)
             .collect();
         admin.write(TABLE, batch).await?;
     }
