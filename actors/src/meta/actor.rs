@@ -384,10 +384,46 @@ impl MetaStore {
                     .filter(|l| ctx.now() < l.expiry)
                     .cloned(),
             )),
-            MetaCall::RegisterNode { name, addr } => {
-                self.register_node(from, name, addr, origin, fingerprint, ctx)
+            MetaCall::RegisterNode {
+                name,
+                addr,
+                total_disk_bytes,
+            } => self.register_node(
+                from,
+                name,
+                addr,
+                total_disk_bytes,
+                (origin, fingerprint),
+                ctx,
+            ),
+            MetaCall::Heartbeat { epoch, status } => self.heartbeat(from, epoch, status, ctx),
+            MetaCall::GetNodeId { name } => self.get_node_id(&name),
+            MetaCall::GetNodeInfo { node } => self.get_node_info(node),
+            MetaCall::ListNodes { after, limit } => {
+                Ok(self.list_nodes(after, limit.clamp(1, scan_max) as usize))
             }
-            MetaCall::Heartbeat { epoch } => self.heartbeat(from, epoch, ctx),
+            MetaCall::ReportStorage {
+                node,
+                used_disk_bytes,
+            } => self.report_storage(node, used_disk_bytes, ctx),
+            MetaCall::IdOf { key } => self.id_of_or_create(key, ctx),
+            MetaCall::InsertTableInfo {
+                table,
+                partition_count_per_day,
+                columns,
+            } => self.insert_table_info(table, partition_count_per_day, columns, ctx),
+            MetaCall::GetTableInfo { table } => self.get_table_info(&table),
+            MetaCall::GetPartitionInfos {
+                table,
+                timestamp_ms,
+                create,
+            } => self.get_partition_infos(&table, timestamp_ms, create, ctx),
+            MetaCall::MovePartition {
+                table,
+                date,
+                index,
+                to,
+            } => self.move_partition(&table, date, index, to, ctx),
         };
         let on_failure = if writes {
             MetaError::OutcomeUnknown

@@ -44,9 +44,44 @@ pub enum MetaError {
     /// a retired id).
     #[error("bad request: {0}")]
     BadRequest(String),
-    /// A node name or address is registered to another node.
-    #[error("node registration conflict: {0}")]
-    RegistrationConflict(String),
+    /// The name is registered to another node id (names are bound to one id for good).
+    #[error("node name {name:?} belongs to node {node}")]
+    NodeNameTaken { name: String, node: NodeId },
+    /// The address is in use by another live node.
+    #[error("address {addr} is in use by live node {node}")]
+    NodeAddressTaken { addr: String, node: NodeId },
+    /// No node with this id is registered.
+    #[error("unknown node {0}")]
+    UnknownNode(NodeId),
+    /// No node with this name is registered.
+    #[error("unknown node name {0:?}")]
+    UnknownNodeName(String),
+    /// No time-series table with this name.
+    #[error("unknown table {0:?}")]
+    UnknownTable(String),
+    /// The table exists with a different definition (tables are immutable).
+    #[error("table {0:?} already exists with a different definition")]
+    TableExists(String),
+    /// A schema that cannot be stored: duplicate or gapped column indexes, duplicate names,
+    /// names too long, too many columns.
+    #[error("bad schema: {0}")]
+    BadSchema(String),
+    #[error("bad partition count per day {0}: must be 1..=1440 and divide 1440")]
+    BadPartitionCount(u32),
+    #[error("timestamp {0} ms is outside 1970-01-01..=9999-12-31 UTC")]
+    TimestampOutOfRange(u64),
+    #[error("table {table:?} has no partition {date}/{index}")]
+    UnknownPartition {
+        table: String,
+        date: u32,
+        index: u32,
+    },
+    /// No live node has free disk for a new partition.
+    #[error("no live node with free disk to place a partition on")]
+    NoLiveNode,
+    /// An id space (u32, as in the seed's schema) is used up.
+    #[error("{0} ids exhausted")]
+    IdsExhausted(String),
     /// A heartbeat from a node the store does not know, or from an older incarnation.
     #[error("node {node} is not registered with epoch {epoch}")]
     NodeUnknown { node: NodeId, epoch: Epoch },

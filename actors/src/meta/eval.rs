@@ -97,10 +97,10 @@ impl MetaState {
             Op::PutNode(n) => {
                 if let Some(other) = self.node_by_name.get(&n.name) {
                     if *other != n.id {
-                        return Err(MetaError::RegistrationConflict(format!(
-                            "name {:?} belongs to node {other}",
-                            n.name
-                        )));
+                        return Err(MetaError::NodeNameTaken {
+                            name: n.name.clone(),
+                            node: *other,
+                        });
                     }
                 }
                 let mut n = n.clone();

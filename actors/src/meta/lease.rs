@@ -10,6 +10,7 @@
 //! Must not: decide what a master or node does when its lease ends.
 
 use super::actor::MetaStore;
+use super::catalog::CATALOG_NAME_BYTES_MAX;
 use super::model::{MasterLease, NodeRecord, NodeStatus, Record};
 use super::msg::MetaReply;
 use super::state::{Change, DedupRecord, Origin};
@@ -115,13 +116,13 @@ impl MetaStore {
         from: NodeId,
         name: String,
         addr: Addr,
-        origin: Origin,
-        fingerprint: u64,
+        total_disk_bytes: u64,
+        (origin, fingerprint): (Origin, u64),
         ctx: &mut Ctx<'_, Self>,
     ) -> Result<MetaReply, MetaError> {
         let limits = &self.config.txn;
         if name.is_empty()
-            || name.len() > limits.name_bytes_max
+            || name.len() > limits.name_bytes_max.min(CATALOG_NAME_BYTES_MAX)
             || addr.0.len() > limits.name_bytes_max
         {
             return Err(MetaError::BadRequest("bad node name or address".into()));
@@ -131,19 +132,19 @@ impl MetaStore {
             .node_by_name(&name)
             .filter(|n| n.value.id != from)
         {
-            return Err(MetaError::RegistrationConflict(format!(
-                "name {name:?} belongs to node {}",
-                other.value.id
-            )));
+            return Err(MetaError::NodeNameTaken {
+                name,
+                node: other.value.id,
+            });
         }
         let addr_taken = self.state.snapshot().nodes.values().find(|n| {
             n.value.id != from && n.value.addr == addr && n.value.status == NodeStatus::Up
         });
         if let Some(other) = addr_taken {
-            return Err(MetaError::RegistrationConflict(format!(
-                "address {addr} is in use by live node {} ({:?})",
-                other.value.id, other.value.name
-            )));
+            return Err(MetaError::NodeAddressTaken {
+                addr: addr.0,
+                node: other.value.id,
+            });
         }
         let now = ctx.now();
         let epoch = self.state.next_epoch();
@@ -155,6 +156,7 @@ impl MetaStore {
             epoch,
             lease_expiry: now.plus(self.config.node_lease),
             registered_at: now,
+            total_disk_bytes,
         };
         let reply = MetaReply::Registered {
             node: from,
@@ -172,11 +174,14 @@ impl MetaStore {
         Ok(reply)
     }
 
-    /// Extend the lease of `from` if it is Up and registered with `epoch`.
+    /// Extend the lease of `from` if it is Up and registered with `epoch`. A heartbeat with
+    /// status `Down` or `Decommissioned` is a node saying goodbye: the status is logged and
+    /// the lease ends, so nothing waits for the timeout.
     pub(super) fn heartbeat(
         &mut self,
         from: NodeId,
         epoch: Epoch,
+        status: NodeStatus,
         ctx: &mut Ctx<'_, Self>,
     ) -> Result<MetaReply, MetaError> {
         let node = self
@@ -188,6 +193,18 @@ impl MetaStore {
             .ok_or(MetaError::NodeUnknown { node: from, epoch })?;
         if node.value.status != NodeStatus::Up {
             return Err(MetaError::NodeDown(from));
+        }
+        if status != NodeStatus::Up {
+            let mut rec = node.value.clone();
+            rec.status = status;
+            rec.lease_expiry = ctx.now();
+            info!(node = %from, ?status, "node left by heartbeat");
+            self.commit(
+                Change::Writes(vec![Write::Put(Record::Node(rec))]),
+                None,
+                ctx,
+            );
+            return Ok(MetaReply::HeartbeatAck { lease_ms: 0 });
         }
         let expiry = ctx.now().plus(self.config.node_lease);
         self.state.set_node_lease_expiry(from, expiry);

@@ -14,25 +14,42 @@
 //! `read.rs` reads and location lookup; `lease.rs` master lease and node registry;
 //! `actor.rs` the actor, group commit and recovery; `codec.rs` log/snapshot bytes;
 //! `backend.rs` the persistence trait and the in-memory backend; `msg.rs` the messages.
+//! The time-series catalog (seed 004): `catalog.rs` its records and apply path;
+//! `registry.rs` node info and storage reports; `idmap.rs` the id mapping; `schema.rs`
+//! typed tables; `partition.rs` day partitions; `placement.rs` where a new partition goes.
 //!
-//! Must not: decide tablet state transitions or placement (the master does), touch a clock,
-//! socket or thread, or depend on the storage crate.
+//! Must not: decide tablet state transitions or placement (the master does; partitions of
+//! time-series tables are the exception, placed here because they never move on their own),
+//! touch a clock, socket or thread. The storage crate is used only for its file store and
+//! the pure time-series helpers (`shale_storage::ts`).
 
 mod actor;
 mod backend;
+pub mod catalog;
 pub mod codec;
+#[cfg(any(test, feature = "testkit"))]
+pub mod conformance;
 mod error;
 mod eval;
 mod fs_backend;
+mod idmap;
 mod lease;
 pub mod model;
 mod msg;
+mod partition;
+pub mod placement;
 mod read;
+mod registry;
+mod schema;
 mod state;
 mod txn;
 
 pub use actor::{MetaCounters, MetaJobOutput, MetaStore, MetaTimer};
 pub use backend::{Loaded, MemBackend, MetaBackend};
+pub use catalog::{
+    CatalogOp, ColumnInfo, ColumnSpec, NodeInfo, PartitionInfo, PartitionRecord, StorageReport,
+    TsTableInfo,
+};
 pub use error::{BackendError, MetaError};
 pub use fs_backend::FsBackend;
 pub use model::*;
@@ -70,6 +87,9 @@ pub struct MetaConfig {
     pub dedup_entries_max: usize,
     /// The most records one scan or locate returns.
     pub scan_limit_max: u32,
+    /// The most distinct nodes one table's day of partitions is spread over
+    /// (`placement.rs`).
+    pub placement_spread_max: usize,
     pub txn: TxnLimits,
     /// Estimates the simulator uses for the disk jobs' durations.
     pub commit_estimate: Duration,
@@ -91,6 +111,7 @@ impl Default for MetaConfig {
             held_replies_max: 8_192,
             dedup_entries_max: 4_096,
             scan_limit_max: 1_000,
+            placement_spread_max: 8,
             txn: TxnLimits {
                 checks_max: 256,
                 ops_max: 256,

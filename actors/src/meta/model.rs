@@ -153,6 +153,9 @@ pub struct NodeRecord {
     /// never shorter than what the node itself may believe it holds.
     pub lease_expiry: Time,
     pub registered_at: Time,
+    /// The node's disk size as it registered (the seed's `total_disk_size`); free disk for
+    /// placement is this minus the node's last storage report.
+    pub total_disk_bytes: u64,
 }
 
 /// The master's persisted phase machines (seed 001). `phase` is a readable name for

@@ -12,7 +12,10 @@
 //! restarts should start its ids above any it used before (e.g. put its epoch in the high
 //! bits); the hash keeps a reused id with a different call from being answered wrongly.
 
-use super::model::{MasterLease, Record, RecordKey, RecordKind, TabletLocation, Versioned};
+use super::catalog::{ColumnSpec, NodeInfo, PartitionInfo, TsTableInfo};
+use super::model::{
+    MasterLease, NodeStatus, Record, RecordKey, RecordKind, TabletLocation, Versioned,
+};
 use super::state::MetaSnapshot;
 use super::txn::Txn;
 use super::MetaError;
@@ -67,11 +70,52 @@ pub enum MetaCall {
     ReleaseMasterLease { term: u64 },
     /// Who is master (clients use it to find the master's address). Reply: `LeaseState`.
     GetMasterLease,
-    /// Register the sender as a tablet node. Each registration gets a new, larger epoch.
-    /// Reply: `Registered`.
-    RegisterNode { name: String, addr: Addr },
-    /// Extend the sender's node lease. Reply: `HeartbeatAck`.
-    Heartbeat { epoch: Epoch },
+    /// Register the sender as a worker (tablet) node; its node id is the sender's id, and a
+    /// name stays bound to that id. Each registration gets a new, larger epoch. Reply:
+    /// `Registered`.
+    RegisterNode {
+        name: String,
+        addr: Addr,
+        total_disk_bytes: u64,
+    },
+    /// The sender's heartbeat with its status: `Up` extends the lease; `Down` (leaving) or
+    /// `Decommissioned` is logged and ends the lease. Reply: `HeartbeatAck`.
+    Heartbeat { epoch: Epoch, status: NodeStatus },
+    /// The id of the node registered under `name`. Reply: `NodeIdIs`.
+    GetNodeId { name: String },
+    /// Reply: `Node`.
+    GetNodeInfo { node: NodeId },
+    /// Nodes in id order after `after`. Reply: `Nodes`.
+    ListNodes { after: Option<NodeId>, limit: u32 },
+    /// A node's used disk; kept with the store's time in a bounded history. Reply:
+    /// `StorageReported`.
+    ReportStorage { node: NodeId, used_disk_bytes: u64 },
+    /// The id of `key` in the global id mapping, created on first use. Reply: `Id`.
+    IdOf { key: String },
+    /// Create a time-series table; the same definition again is a no-op. Reply: `Table`.
+    InsertTableInfo {
+        table: String,
+        partition_count_per_day: u32,
+        columns: Vec<ColumnSpec>,
+    },
+    /// Reply: `Table`.
+    GetTableInfo { table: String },
+    /// The partitions of the UTC day holding `timestamp_ms`. With `create`, the day's missing
+    /// partitions are created and placed first (writers); without, only existing ones are
+    /// returned (readers). Reply: `Partitions`.
+    GetPartitionInfos {
+        table: String,
+        timestamp_ms: u64,
+        create: bool,
+    },
+    /// Move one partition to another live node: the only way a partition changes node.
+    /// Reply: `Partitions` with the moved partition.
+    MovePartition {
+        table: String,
+        date: u32,
+        index: u32,
+        to: NodeId,
+    },
 }
 
 impl MetaCall {
@@ -83,13 +127,21 @@ impl MetaCall {
     /// Calls that may append to the log (bounded by `pending_len_max`; if the disk fails
     /// while one waits, its outcome is unknown).
     pub fn may_write(&self) -> bool {
-        matches!(
-            self,
-            MetaCall::Txn(_)
-                | MetaCall::RegisterNode { .. }
-                | MetaCall::AcquireMasterLease { .. }
-                | MetaCall::ReleaseMasterLease { .. }
-        )
+        match self {
+            MetaCall::Heartbeat { status, .. } => *status != NodeStatus::Up,
+            MetaCall::GetPartitionInfos { create, .. } => *create,
+            _ => matches!(
+                self,
+                MetaCall::Txn(_)
+                    | MetaCall::RegisterNode { .. }
+                    | MetaCall::AcquireMasterLease { .. }
+                    | MetaCall::ReleaseMasterLease { .. }
+                    | MetaCall::ReportStorage { .. }
+                    | MetaCall::IdOf { .. }
+                    | MetaCall::InsertTableInfo { .. }
+                    | MetaCall::MovePartition { .. }
+            ),
+        }
     }
 }
 
@@ -132,6 +184,16 @@ pub enum MetaReply {
     HeartbeatAck {
         lease_ms: u64,
     },
+    NodeIdIs(NodeId),
+    Node(Box<NodeInfo>),
+    Nodes {
+        nodes: Vec<NodeInfo>,
+        more: bool,
+    },
+    StorageReported,
+    Id(u32),
+    Table(Box<TsTableInfo>),
+    Partitions(Vec<PartitionInfo>),
 }
 
 /// A stable 64-bit hash (FNV-1a) of a call's encoding, for the retry table.

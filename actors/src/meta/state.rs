@@ -6,6 +6,7 @@
 //! Must not: read a clock, touch the backend, or decide which tablet state transitions are
 //! legal. The rules a write must pass live in `eval.rs`.
 
+use super::catalog::{CatalogOp, PartitionKey, PartitionRecord, StorageReport, TsTableInfo};
 use super::eval::ranges_overlap;
 use super::model::{
     MasterLease, NodeRecord, ProcedureId, ProcedureRecord, Record, RecordKey, StatRow, StatSubject,
@@ -33,6 +34,9 @@ pub struct IdMarks {
     pub epoch_next: u64,
     /// The highest master-lease term ever granted (a released lease keeps its term here).
     pub lease_term: u64,
+    /// The next id-mapping id and partition id (u32: the seed's `INT UNSIGNED` columns).
+    pub id_next: u32,
+    pub partition_next: u32,
 }
 
 impl Default for IdMarks {
@@ -43,6 +47,8 @@ impl Default for IdMarks {
             procedure_next: 1,
             epoch_next: 1,
             lease_term: 0,
+            id_next: 1,
+            partition_next: 1,
         }
     }
 }
@@ -78,6 +84,11 @@ pub struct MetaSnapshot {
     pub master_lease: Option<MasterLease>,
     pub marks: IdMarks,
     pub dedup: BTreeMap<Origin, DedupEntry>,
+    /// The time-series catalog (`catalog.rs`): id mapping, tables, partitions, storage.
+    pub ids: BTreeMap<String, u32>,
+    pub ts_tables: BTreeMap<String, TsTableInfo>,
+    pub partitions: BTreeMap<PartitionKey, PartitionRecord>,
+    pub storage: BTreeMap<NodeId, Vec<StorageReport>>,
 }
 
 /// What one log record changes besides plain record writes.
@@ -86,6 +97,8 @@ pub enum Change {
     Writes(Vec<Write>),
     /// Grant (Some) or release (None) the master lease.
     Lease(Option<MasterLease>),
+    /// Catalog changes, applied in order (`catalog.rs`).
+    Catalog(Vec<CatalogOp>),
 }
 
 /// One committed state change, as logged. Replaying it needs no clock and no checks.
@@ -224,6 +237,11 @@ impl MetaState {
                     self.data.marks.lease_term = self.data.marks.lease_term.max(l.term);
                 }
                 self.data.master_lease = lease.clone();
+            }
+            Change::Catalog(ops) => {
+                for op in ops {
+                    self.apply_catalog(op);
+                }
             }
         }
         if let Some(d) = &rec.dedup {
@@ -374,7 +392,7 @@ impl MetaState {
                 return Err("master lease term is above the mark".into());
             }
         }
-        Ok(())
+        self.check_catalog_invariants()
     }
 }
 

@@ -26,6 +26,8 @@ pub enum NodeTimer {
     Heartbeat,
     /// Check whether the lease has lapsed.
     LeaseCheck,
+    /// Report used disk to the meta store.
+    StorageReport,
 }
 
 /// Counters for tests and operators.
@@ -33,6 +35,8 @@ pub enum NodeTimer {
 pub struct NodeCounters {
     pub registrations: u64,
     pub lease_lapses: u64,
+    /// Storage reports sent to the meta store.
+    pub storage_reports: u64,
     pub loads: u64,
     pub unloads: u64,
     pub splits: u64,
@@ -330,6 +334,10 @@ impl Actor for TabletNode {
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.start_registration(ctx);
         ctx.set_timer(self.config.heartbeat_interval, NodeTimer::Heartbeat);
+        ctx.set_timer(
+            self.config.storage_report_interval,
+            NodeTimer::StorageReport,
+        );
     }
 
     fn on_msg(&mut self, from: NodeId, msg: ClusterMsg, ctx: &mut Ctx<'_, Self>) {
@@ -350,6 +358,13 @@ impl Actor for TabletNode {
                 ctx.set_timer(self.config.heartbeat_interval, NodeTimer::Heartbeat);
             }
             NodeTimer::LeaseCheck => self.on_lease_check(ctx),
+            NodeTimer::StorageReport => {
+                self.send_storage_report(ctx);
+                ctx.set_timer(
+                    self.config.storage_report_interval,
+                    NodeTimer::StorageReport,
+                );
+            }
         }
     }
 

@@ -538,7 +538,7 @@ impl TabletNode {
     }
 }
 
-fn size_of(t: &shale_storage::tablet::Tablet) -> u64 {
+pub(super) fn size_of(t: &shale_storage::tablet::Tablet) -> u64 {
     let (sst, mem) = t.approximate_size_bytes();
     sst.saturating_add(mem as u64)
 }

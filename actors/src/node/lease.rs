@@ -10,7 +10,9 @@
 
 use super::actor::{NodeTimer, TabletNode};
 use crate::kernel::{Ctx, Epoch, Time};
-use crate::meta::{MetaCall, MetaError, MetaMsg, MetaReply, MetaRequest, MetaResponse, RequestId};
+use crate::meta::{
+    MetaCall, MetaError, MetaMsg, MetaReply, MetaRequest, MetaResponse, NodeStatus, RequestId,
+};
 use crate::proto::ClusterMsg;
 use rand::Rng;
 use std::time::Duration;
@@ -50,6 +52,7 @@ impl TabletNode {
         let call = MetaCall::RegisterNode {
             name: self.config.name.clone(),
             addr: self.config.addr.clone(),
+            total_disk_bytes: self.config.total_disk_bytes,
         };
         ctx.send(
             self.config.meta,
@@ -81,7 +84,35 @@ impl TabletNode {
             self.heartbeats.pop_first();
         }
         self.heartbeats.insert(req, ctx.now());
-        let call = MetaCall::Heartbeat { epoch };
+        let call = MetaCall::Heartbeat {
+            epoch,
+            status: NodeStatus::Up,
+        };
+        ctx.send(
+            self.config.meta,
+            ClusterMsg::Meta(MetaMsg::Request(MetaRequest { id: req, call })),
+        );
+    }
+
+    /// Report used disk (fire and forget: a lost report is replaced by the next one, and
+    /// the answer, matched to no heartbeat, is dropped in `on_meta_response`).
+    pub(super) fn send_storage_report(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if !matches!(self.reg, Reg::Registered { .. }) {
+            return;
+        }
+        let used_disk_bytes = self.config.used_disk_bytes.unwrap_or_else(|| {
+            self.tablets
+                .values()
+                .filter_map(|s| s.tablet.as_ref())
+                .map(|t| super::control::size_of(t))
+                .fold(0u64, u64::saturating_add)
+        });
+        let req = self.next_request_id();
+        let call = MetaCall::ReportStorage {
+            node: ctx.me(),
+            used_disk_bytes,
+        };
+        self.counters.storage_reports += 1;
         ctx.send(
             self.config.meta,
             ClusterMsg::Meta(MetaMsg::Request(MetaRequest { id: req, call })),

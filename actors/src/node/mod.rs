@@ -41,6 +41,15 @@ pub struct NodeConfig {
     /// The meta store.
     pub meta: NodeId,
     pub heartbeat_interval: Duration,
+    /// Disk size offered to time-series partitions, registered with the meta store (the
+    /// seed's `total_disk_size`). Zero: the node takes no partitions.
+    pub total_disk_bytes: u64,
+    /// How often the node reports its used disk (`report_storage_info`; the seed's 5 min).
+    pub storage_report_interval: Duration,
+    /// The used disk to report. None: the approximate size of the tablets the node serves
+    /// (SSTs plus memtables, the figure the master's query round collects), since the file
+    /// store is shared and has no per-node usage.
+    pub used_disk_bytes: Option<u64>,
     /// Wait before resending a registration that got no answer.
     pub register_retry_interval: Duration,
     /// Options every tablet is opened with.
@@ -79,6 +88,9 @@ impl NodeConfig {
             addr,
             meta,
             heartbeat_interval: Duration::from_secs(1),
+            total_disk_bytes: 0,
+            storage_report_interval: Duration::from_secs(300),
+            used_disk_bytes: None,
             register_retry_interval: Duration::from_millis(500),
             tablet: TabletOptions::default(),
             tablets_max: 4_096,

@@ -171,6 +171,7 @@ impl Cluster {
         let call = MetaCall::RegisterNode {
             name: format!("node{}", id.0),
             addr: Addr(format!("node{}:1", id.0)),
+            total_disk_bytes: 0,
         };
         self.net.push_back((
             id,
@@ -408,7 +409,10 @@ impl Cluster {
             .collect();
         for (id, epoch) in beats {
             let rid = self.req();
-            let call = MetaCall::Heartbeat { epoch };
+            let call = MetaCall::Heartbeat {
+                epoch,
+                status: crate::meta::NodeStatus::Up,
+            };
             self.net.push_back((
                 id,
                 META,

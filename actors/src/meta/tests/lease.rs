@@ -140,6 +140,7 @@ fn register(h: &mut Harness, node: NodeId, name: &str, addr: &str) -> Result<Epo
     let call = MetaCall::RegisterNode {
         name: name.into(),
         addr: Addr(addr.into()),
+        total_disk_bytes: 1 << 30,
     };
     match h.call(node, call)? {
         MetaReply::Registered {
@@ -155,7 +156,13 @@ fn register(h: &mut Harness, node: NodeId, name: &str, addr: &str) -> Result<Epo
 }
 
 fn heartbeat(h: &mut Harness, node: NodeId, epoch: Epoch) -> Result<MetaReply, MetaError> {
-    h.call(node, MetaCall::Heartbeat { epoch })
+    h.call(
+        node,
+        MetaCall::Heartbeat {
+            epoch,
+            status: NodeStatus::Up,
+        },
+    )
 }
 
 fn status(h: &mut Harness, node: NodeId) -> NodeStatus {
@@ -183,11 +190,11 @@ fn node_registration_gives_growing_epochs_and_refuses_conflicts() {
     // Another process cannot take a registered name, or a live node's address.
     assert!(matches!(
         register(&mut h, NodeId(12), "ts-a", "h:9"),
-        Err(MetaError::RegistrationConflict(_))
+        Err(MetaError::NodeNameTaken { .. })
     ));
     assert!(matches!(
         register(&mut h, NodeId(12), "ts-c", "h:2"),
-        Err(MetaError::RegistrationConflict(_))
+        Err(MetaError::NodeAddressTaken { .. })
     ));
     // Epochs keep growing across a restart.
     h.crash();
@@ -253,6 +260,7 @@ fn a_retried_registration_keeps_its_epoch() {
     let call = MetaCall::RegisterNode {
         name: "ts-a".into(),
         addr: Addr("h:1".into()),
+        total_disk_bytes: 0,
     };
     let id = RequestId(9);
     h.send_with_id(a, id, call.clone());

@@ -1,6 +1,7 @@
 //! Meta store tests: a small harness that drives the actor through `Ctx` and runs its jobs
 //! by hand, and one file per area.
 
+mod catalog;
 mod durability;
 mod harness;
 mod lease;

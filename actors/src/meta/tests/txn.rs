@@ -19,6 +19,7 @@ fn each_kind() -> Vec<(RecordKey, Op, Op, Op)> {
         epoch: Epoch(1),
         lease_expiry: crate::kernel::Time::ZERO,
         registered_at: crate::kernel::Time::ZERO,
+        total_disk_bytes: 0,
     };
     let mut node2 = node.clone();
     node2.status = NodeStatus::Decommissioned;
@@ -288,6 +289,7 @@ fn location_lookup_answers_clients_directly() {
         MetaCall::RegisterNode {
             name: "ts1".into(),
             addr: Addr("10.0.0.1:9000".into()),
+            total_disk_bytes: 0,
         },
     ) {
         Ok(MetaReply::Registered { epoch, .. }) => epoch,
