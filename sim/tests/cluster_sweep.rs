@@ -13,7 +13,20 @@ use shale_sim::cluster::{ClusterConfig, Shape, SimCluster, META};
 use shale_sim::MarkSweep;
 use std::time::Duration;
 
+/// Seeds per variant in CI (each seed is ~0.1 s of debug build time). `SHALE_SWEEP_SEEDS=200`
+/// runs more locally; `SHALE_SWEEP_FIRST` moves the window (seed = 1000 + first + i).
 const SEEDS: u64 = 30;
+
+fn seeds() -> std::ops::Range<u64> {
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let first = 1_000 + var("SHALE_SWEEP_FIRST", 0);
+    first..first + var("SHALE_SWEEP_SEEDS", SEEDS)
+}
 
 /// Marks the sweep must hit in at least one seed: failover, a fault in each procedure
 /// kind's path, fencing, client retries.
@@ -108,15 +121,15 @@ fn run_seed(
     (c, r, plan)
 }
 
+/// With meta store reboots. It found, at seeds 1020 and 1028, a merge committed over a parent
+/// whose node had restarted (its log unflushed), so the merged load failed forever; see
+/// `actors/src/master/tests/write_faults.rs` for that and the write-retry regressions.
 #[test]
-#[ignore = "finds an open master bug: a procedure whose phase write gives up is retried \
-            through a step arm that some phases lack (merge Assigning), so it never ends"]
 fn seed_sweep_has_no_violations() {
     sweep(true);
 }
 
-/// The sweep without meta store reboots: runs in CI while the bug that the full sweep finds
-/// (a merge stuck in `load_merged` after a phase write failed) is open.
+/// The sweep without meta store reboots (node and master faults only).
 #[test]
 fn seed_sweep_without_meta_reboots_has_no_violations() {
     sweep(false);
@@ -125,8 +138,8 @@ fn seed_sweep_without_meta_reboots_has_no_violations() {
 fn sweep(meta_reboots: bool) {
     let mut sweep = MarkSweep::new();
     let mut failures = Vec::new();
-    for seed in 0..SEEDS {
-        let (c, r, plan) = run_seed(1_000 + seed, meta_reboots);
+    for seed in seeds() {
+        let (c, r, plan) = run_seed(seed, meta_reboots);
         sweep.add_run(c.sim.marks());
         if !r.is_ok() {
             let t: Vec<String> = c
@@ -134,10 +147,9 @@ fn sweep(meta_reboots: bool) {
                 .iter()
                 .map(|t| format!("{}:{:?}@{:?}", t.id, t.status, t.assigned.map(|a| a.node)))
                 .collect();
-            eprintln!("seed {}: tablets {t:?} {}", 1_000 + seed, c.describe());
+            eprintln!("seed {seed}: tablets {t:?} {}", c.describe());
             failures.push(format!(
-                "seed {}: plan {plan:?}\n  {}",
-                1_000 + seed,
+                "seed {seed}: plan {plan:?}\n  {}",
                 r.violations
                     .iter()
                     .map(ToString::to_string)

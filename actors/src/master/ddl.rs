@@ -165,17 +165,13 @@ impl Master {
                         rec.status = TableStatus::Dropping;
                         let pid = self.st.alloc_proc();
                         let trash = format!("{}/{}.{}", self.cfg.trash_root, name, pid.0);
-                        let p = Procedure {
-                            id: pid,
-                            body: ProcBody::Drop(DropProc {
-                                table: name,
-                                trash,
-                                delete_after: None,
-                                phase: DropPhase::Trashing,
-                            }),
-                            started_at: ctx.now(),
-                            pending: None,
-                        };
+                        let body = ProcBody::Drop(DropProc {
+                            table: name,
+                            trash,
+                            delete_after: None,
+                            phase: DropPhase::Trashing,
+                        });
+                        let p = Procedure::new(pid, body, ctx.now());
                         let ops = vec![Op::PutTable(rec), Op::PutProcedure(p.record())];
                         write(self, ops, Some(p), ctx)
                     }
@@ -292,12 +288,7 @@ impl Master {
     }
 
     fn table_proc(&mut self, body: ProcBody, ctx: &mut Ctx<'_, Self>) -> Procedure {
-        Procedure {
-            id: self.st.alloc_proc(),
-            body,
-            started_at: ctx.now(),
-            pending: None,
-        }
+        Procedure::new(self.st.alloc_proc(), body, ctx.now())
     }
 
     /// The table's record if it has status `need` and no table procedure is running on it.

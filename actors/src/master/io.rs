@@ -189,10 +189,14 @@ impl Master {
             ctx.cancel_timer(t);
         }
         match resp.result {
-            Err(MetaError::Busy | MetaError::Unavailable | MetaError::OutcomeUnknown)
+            Err(e @ (MetaError::Busy | MetaError::Unavailable | MetaError::OutcomeUnknown))
                 if !matches!(w.purpose, MetaPurpose::Acquire | MetaPurpose::Renew) =>
             {
-                if w.call.may_write() {
+                // Busy and Unavailable say this attempt was not applied (an earlier attempt
+                // that timed out already set the flag); only OutcomeUnknown leaves it open. A
+                // write that surely did not land is re-sent by its owner instead of making the
+                // whole master resync (a meta store reboot answers Unavailable for a while).
+                if w.call.may_write() && e == MetaError::OutcomeUnknown {
                     w.maybe_applied = true;
                 }
                 self.retry_or_give_up(resp.id, ctx);

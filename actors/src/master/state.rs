@@ -70,6 +70,10 @@ pub struct MasterState {
     pub tablets: BTreeMap<TabletId, TabletMem>,
     pub nodes: BTreeMap<NodeId, NodeMem>,
     pub proc_cas: BTreeMap<ProcedureId, u64>,
+    /// Locks on tablet ids a procedure allocated that meta does not hold yet (a merged
+    /// tablet): the record is born locked, so no other path (the assign pass) can act on it
+    /// between the write that creates it and the procedure's next phase.
+    pub reserved: BTreeMap<TabletId, ProcedureId>,
     /// Next ids to hand out; never below meta's high-water marks.
     pub next_tablet: u64,
     pub next_proc: u64,
@@ -193,6 +197,7 @@ impl MasterState {
             }
             None => {
                 self.next_tablet = self.next_tablet.max(rec.id.0 + 1);
+                let lock = self.reserved.remove(&rec.id);
                 self.tablets.insert(
                     rec.id,
                     TabletMem {
@@ -201,7 +206,7 @@ impl MasterState {
                         changed_at: now,
                         born_at: now,
                         reported: None,
-                        lock: None,
+                        lock,
                     },
                 );
             }
@@ -231,13 +236,22 @@ impl MasterState {
             .count()
     }
 
+    /// Lock `id` for `proc_id`; an id meta does not hold yet is reserved and the record is
+    /// locked when it appears.
     pub fn lock(&mut self, id: TabletId, proc_id: ProcedureId) -> bool {
         match self.tablets.get_mut(&id) {
             Some(t) if t.lock.is_none() || t.lock == Some(proc_id) => {
                 t.lock = Some(proc_id);
                 true
             }
-            _ => false,
+            Some(_) => false,
+            None => match self.reserved.get(&id) {
+                Some(holder) => *holder == proc_id,
+                None => {
+                    self.reserved.insert(id, proc_id);
+                    true
+                }
+            },
         }
     }
 
@@ -247,6 +261,7 @@ impl MasterState {
                 t.lock = None;
             }
         }
+        self.reserved.retain(|_, holder| *holder != proc_id);
     }
 
     pub fn tablet_status(&self, id: TabletId) -> Option<TabletStatus> {

@@ -5,8 +5,10 @@
 //! merged tablet (union range, parents = both, new path, size = sum, version = max + 1,
 //! Offline) and move the procedure to `load_merged` -> `loading` (merged Loading on the node
 //! of the larger tablet, `LoadMode::MergeOf` so the node writes the union manifest) -> Ready.
-//! Rollback (an unload failed): the tablets that were unloaded go Offline (hinted back to
-//! their node, so the assign pass reloads them), the others stay Ready; the merge gives up.
+//! Rollback (an unload was not clean): the tablets that were unloaded go Offline (hinted back
+//! to their node, so the assign pass reloads them); one its node lost without closing it (a
+//! restart, death) goes Offline too, since its unflushed log must be replayed by a reload
+//! before `Tablet::merge` accepts it; one whose node refused stays Ready; the merge gives up.
 //! Recovery: `unloading` resends both unloads (idempotent); `load_merged`/`loading` place and
 //! load the merged tablet (a failed load waits and tries again, possibly on another node: only
 //! this procedure knows the parents' paths the first load needs).
@@ -14,10 +16,11 @@
 
 use super::load::LoadOutcome;
 use super::{Event, Flow, ProcBody, Procedure};
-use crate::kernel::{Ctx, NodeId};
+use crate::kernel::{Ctx, NodeId, Time};
+use crate::master::error::CtlFail;
 use crate::master::Master;
 use crate::meta::{Assignment, Op, TabletId, TabletRecord, TabletStatus};
-use crate::proto::control::LoadMode;
+use crate::proto::control::{ControlReply, LoadMode};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +56,20 @@ impl MergePhase {
     }
 }
 
+/// How a parent's unload ended. Only a clean unload (the node closed the tablet, so its log
+/// is flushed into the tablet's files) leaves files `Tablet::merge` accepts; a parent whose
+/// node lost it (restarted, died) still has its last writes in a log only a reload replays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParentUnload {
+    /// The node said it unloaded the tablet.
+    Clean,
+    /// The node serves it no more, but did not close it (a new epoch, or dead): it must be
+    /// reloaded (replaying its log) before it can be merged.
+    Lost,
+    /// The node refused and may still serve it.
+    Refused,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MergeProc {
     /// The lower range.
@@ -66,8 +83,8 @@ pub struct MergeProc {
     pub merged_path: String,
     /// The node of the larger tablet.
     pub dest: NodeId,
-    pub left_unloaded: Option<bool>,
-    pub right_unloaded: Option<bool>,
+    pub left_unloaded: Option<ParentUnload>,
+    pub right_unloaded: Option<ParentUnload>,
     pub load_at: Option<Assignment>,
     pub phase: MergePhase,
 }
@@ -103,14 +120,13 @@ pub(super) fn step(
         }
         (MergePhase::Unloading, Event::Ctl { tablet, result, .. }) => {
             if tablet == Some(g.left) {
-                g.left_unloaded = Some(m.unload_outcome(g.left_at, &result, now).unwrap_or(false));
+                g.left_unloaded = Some(parent_unload(m, g.left_at, &result, now));
             } else if tablet == Some(g.right) {
-                g.right_unloaded =
-                    Some(m.unload_outcome(g.right_at, &result, now).unwrap_or(false));
+                g.right_unloaded = Some(parent_unload(m, g.right_at, &result, now));
             }
             set(p, &g);
             match (g.left_unloaded, g.right_unloaded) {
-                (Some(true), Some(true)) => commit(m, p, g, ctx),
+                (Some(ParentUnload::Clean), Some(ParentUnload::Clean)) => commit(m, p, g, ctx),
                 (Some(_), Some(_)) => rollback(m, p, g, ctx),
                 _ => {}
             }
@@ -173,6 +189,21 @@ pub(super) fn step(
     Flow::Continue
 }
 
+/// What a parent's unload answer means for the merge. No answer from a live node counts as
+/// a refusal (the node may still serve it): the merge gives up rather than wait.
+fn parent_unload(
+    m: &Master,
+    at: Assignment,
+    result: &Result<ControlReply, CtlFail>,
+    now: Time,
+) -> ParentUnload {
+    match result {
+        Ok(ControlReply::Unloaded { .. }) => ParentUnload::Clean,
+        _ if m.unload_outcome(at, result, now) == Some(true) => ParentUnload::Lost,
+        _ => ParentUnload::Refused,
+    }
+}
+
 fn merge_mode(g: &MergeProc) -> LoadMode {
     LoadMode::MergeOf {
         left_path: g.left_path.clone(),
@@ -230,11 +261,17 @@ fn rollback(m: &mut Master, p: &mut Procedure, mut g: MergeProc, ctx: &mut Ctx<'
         (g.left, g.left_at, g.left_unloaded),
         (g.right, g.right_at, g.right_unloaded),
     ] {
-        let rec = if unloaded == Some(true) {
-            m.hints.insert(id, at.node);
-            m.with_status(id, TabletStatus::Offline, None)
-        } else {
-            m.with_status(id, TabletStatus::Ready, Some(at))
+        let rec = match unloaded {
+            Some(ParentUnload::Clean) => {
+                m.hints.insert(id, at.node);
+                m.with_status(id, TabletStatus::Offline, None)
+            }
+            // The assign pass reloads it wherever it can (the old node is gone or renewed).
+            Some(ParentUnload::Lost) => {
+                ctx.mark("master.merge.parent_lost");
+                m.with_status(id, TabletStatus::Offline, None)
+            }
+            Some(ParentUnload::Refused) | None => m.with_status(id, TabletStatus::Ready, Some(at)),
         };
         ops.extend(rec.map(Op::PutTablet));
     }

@@ -6,9 +6,10 @@
 //!
 //! Owns: [`Procedure`], its encoding into [`ProcedureRecord`], per-tablet locks, and the
 //! driver that routes events (transaction committed, node answered, retry timer, job done)
-//! to the kind's step function. A phase's transaction that gives up is retried after
-//! `proc_retry_ms` (a procedure never abandons a half-written phase); a write whose outcome is
-//! unknown makes the master resync instead.
+//! to the kind's step function. A phase's transaction that gives up without landing is sent
+//! again, unchanged, after `proc_retry_ms` (a procedure never abandons a half-written phase,
+//! and step functions never see a failed write); a write whose outcome is unknown makes the
+//! master resync instead.
 //! Must not: write a tablet change without the procedure record in the same transaction.
 
 mod load;
@@ -18,7 +19,7 @@ mod split;
 mod table;
 
 pub use load::{LoadPhase, LoadProc, UnloadPhase, UnloadProc};
-pub use merge::{MergePhase, MergeProc};
+pub use merge::{MergePhase, MergeProc, ParentUnload};
 pub use mv::{MovePhase, MoveProc};
 pub use split::{SplitPhase, SplitProc};
 pub use table::{DropPhase, DropProc, TablePhase, TableProc};
@@ -31,7 +32,7 @@ use crate::meta::{Op, ProcedureId, ProcedureKind, ProcedureRecord, TabletId};
 use crate::proto::control::ControlReply;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 /// A procedure's kind-specific state. Encoded whole (bincode) as the record's payload.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,9 +135,13 @@ pub struct Procedure {
     pub id: ProcedureId,
     pub body: ProcBody,
     pub started_at: Time,
-    /// A phase transaction that gave up and waits for `ProcRetry` (not persisted: a
-    /// successor recomputes it from the persisted phase).
+    /// A phase transaction waiting for `ProcRetry` to be sent (again). Not persisted: a
+    /// successor recomputes it from the persisted phase.
     pub(crate) pending: Option<Vec<Op>>,
+    /// The phase transaction in flight, kept until it is answered: if it gives up without
+    /// landing, the same write is sent again (the step functions never see the failure, and
+    /// so need no arm for it in any phase).
+    pub(crate) in_flight: Option<Vec<Op>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +149,16 @@ pub struct Procedure {
 pub struct DecodeError(String);
 
 impl Procedure {
+    pub fn new(id: ProcedureId, body: ProcBody, started_at: Time) -> Self {
+        Procedure {
+            id,
+            body,
+            started_at,
+            pending: None,
+            in_flight: None,
+        }
+    }
+
     pub fn record(&self) -> ProcedureRecord {
         ProcedureRecord {
             id: self.id,
@@ -168,12 +183,7 @@ impl Procedure {
                 body.kind()
             )));
         }
-        Ok(Procedure {
-            id: rec.id,
-            body: body.committed(),
-            started_at: rec.started_at,
-            pending: None,
-        })
+        Ok(Procedure::new(rec.id, body.committed(), rec.started_at))
     }
 }
 
@@ -230,12 +240,7 @@ impl Master {
         for t in locks {
             self.st.lock(t, id);
         }
-        let p = Procedure {
-            id,
-            body,
-            started_at: ctx.now(),
-            pending: None,
-        };
+        let p = Procedure::new(id, body, ctx.now());
         debug!(%id, kind = ?p.body.kind(), "procedure started");
         self.procs.insert(id, p);
         self.proc_event(id, Event::Start, ctx);
@@ -249,20 +254,38 @@ impl Master {
         };
         let ev = match ev {
             Event::Txn(Err(fail)) => {
-                // The phase's write gave up without landing: try the same write later.
-                warn!(%id, %fail, "procedure write failed; retrying later");
+                // The phase's write gave up without landing (only a write surely not applied
+                // gets here; a maybe-applied one resyncs): send the same write again later.
+                let Some(ops) = p.in_flight.take() else {
+                    // No write of this procedure was in flight: memory cannot say where it
+                    // stands, so trust meta instead.
+                    error!(%id, %fail, "a procedure write failed that it never sent; resyncing");
+                    self.procs.insert(id, p);
+                    self.resync(ctx);
+                    return;
+                };
+                warn!(%id, %fail, "procedure write failed; sending it again later");
                 ctx.mark("master.proc.txn_retry");
+                p.pending = Some(ops);
                 let after = Duration::from_millis(self.cfg.proc_retry_ms);
                 ctx.set_timer(after, MasterTimer::ProcRetry(id));
                 self.procs.insert(id, p);
                 return;
+            }
+            Event::Txn(Ok(())) => {
+                p.in_flight = None;
+                Event::Txn(Ok(()))
             }
             Event::Retry if p.pending.is_some() => {
                 let ops = p.pending.take().unwrap_or_default();
                 if ops.is_empty() {
                     // A phase with nothing to write: it "committed" trivially.
                     Event::Txn(Ok(()))
+                } else if self.creates_record(&p, &ops) {
+                    self.restart_fresh(p, ctx);
+                    return;
                 } else {
+                    p.in_flight = Some(ops.clone());
                     self.procs.insert(id, p);
                     self.txn(TxnOwner::Proc(id), ops, ctx);
                     return;
@@ -292,6 +315,34 @@ impl Master {
                 }
             }
         }
+    }
+
+    /// Is `ops` the procedure's first write (the one creating its record)?
+    fn creates_record(&self, p: &Procedure, ops: &[Op]) -> bool {
+        !self.st.proc_cas.contains_key(&p.id)
+            && ops
+                .iter()
+                .any(|o| matches!(o, Op::PutProcedure(r) if r.id == p.id))
+    }
+
+    /// Start a procedure whose record never reached meta again under a fresh id. The meta
+    /// store refuses to create a record below the highest id it has seen (ids are never
+    /// reused), so a first write sent late, after a younger procedure's landed, would be
+    /// refused and make the master resync. Nothing of it was persisted and its first phase
+    /// recomputes its write from memory, so starting over is exact.
+    fn restart_fresh(&mut self, mut p: Procedure, ctx: &mut Ctx<'_, Self>) {
+        self.st.unlock_all(p.id);
+        let id = self.st.alloc_proc();
+        for t in p.body.locked_tablets() {
+            self.st.lock(t, id);
+        }
+        debug!(old = %p.id, new = %id, "procedure restarted under a fresh id");
+        ctx.mark("master.proc.fresh_id");
+        p.id = id;
+        p.pending = None;
+        p.in_flight = None;
+        self.procs.insert(id, p);
+        self.proc_event(id, Event::Start, ctx);
     }
 
     /// Write a phase: `ops` plus the procedure record (put with the body's current phase, or
@@ -324,6 +375,7 @@ impl Master {
             ctx.set_timer(after, MasterTimer::ProcRetry(p.id));
             return;
         }
+        p.in_flight = Some(ops.clone());
         self.txn(TxnOwner::Proc(p.id), ops, ctx);
     }
 

@@ -2,10 +2,12 @@
 //! more masters, scripted fake tablet nodes and an admin client, on one FIFO network and one
 //! clock. Jobs run as soon as they are started; timers fire as time advances.
 //!
-//! Fake nodes are deliberately simple responders: they keep a map of served tablets, answer
-//! Load/Unload/Split/Query per the control contract, and can be told to fail the next command
-//! of a kind, to stop answering, or to die (stop heartbeating too).
+//! Fake nodes (`fake_node.rs`) are deliberately simple responders. Meta requests from masters
+//! can be failed by a filter (`fail_meta`), answered `Unavailable` as a recovering meta store
+//! would, so tests can fail chosen writes without a reboot.
 
+use super::fake_node::fake_answer;
+pub use super::fake_node::{Cmd, FakeNode};
 use crate::kernel::{Actor, Addr, Ctx, Effect, Epoch, IdGen, JobFn, JobId, NodeId, Time, TimerId};
 use crate::master::{Master, MasterConfig, MasterJobOutput, MasterTimer, Phase};
 use crate::meta::*;
@@ -23,29 +25,6 @@ pub const META: NodeId = NodeId(100);
 pub const M1: NodeId = NodeId(1);
 pub const M2: NodeId = NodeId(2);
 pub const CLIENT: NodeId = NodeId(900);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Cmd {
-    Load,
-    Unload,
-    Split,
-    Query,
-}
-
-#[derive(Default)]
-pub struct FakeNode {
-    pub epoch: Epoch,
-    pub alive: bool,
-    /// Answers nothing (but heartbeats) while set.
-    pub mute: bool,
-    pub served: BTreeMap<TabletId, u64>,
-    pub fail_next: BTreeMap<Cmd, VecDeque<ControlError>>,
-    pub sizes: BTreeMap<TabletId, u64>,
-    pub inherited: BTreeMap<TabletId, Vec<String>>,
-    pub loads: Vec<(TabletId, LoadMode)>,
-    pub paths: BTreeMap<TabletId, String>,
-    pub max_term: u64,
-}
 
 /// Whose timer: the meta store (None) or a master incarnation.
 type Owner = Option<(NodeId, u64)>;
@@ -80,7 +59,13 @@ pub struct Cluster {
     next_heartbeat: Time,
     /// DDL transactions (those writing a table record) from masters to drop.
     pub drop_meta_txns: u32,
+    /// Meta requests from masters for which this returns true are answered `Unavailable`
+    /// (not applied) instead of reaching the meta store.
+    pub fail_meta: Option<MetaFilter>,
 }
+
+/// Decides which master requests to the meta store fail (see `Cluster::fail_meta`).
+pub type MetaFilter = Box<dyn FnMut(&MetaRequest) -> bool>;
 
 pub fn meta_config() -> MetaConfig {
     MetaConfig {
@@ -143,6 +128,7 @@ impl Cluster {
             next_req: 1,
             next_heartbeat: Time::ZERO,
             drop_meta_txns: 0,
+            fail_meta: None,
         };
         c.step_meta(|m, ctx| m.on_start(ctx));
         c.settle();
@@ -316,6 +302,17 @@ impl Cluster {
                 let ddl = matches!(&req.call, MetaCall::Txn(t) if t.ops.iter().any(|o| matches!(o, Op::PutTable(_) | Op::DeleteTable(_))));
                 if self.drop_meta_txns > 0 && ddl && self.masters.contains_key(&from) {
                     self.drop_meta_txns -= 1;
+                    return;
+                }
+                let fail = self.masters.contains_key(&from)
+                    && self.fail_meta.as_mut().is_some_and(|f| f(&req));
+                if fail {
+                    let resp = MetaResponse {
+                        id: req.id,
+                        result: Err(MetaError::Unavailable),
+                    };
+                    self.net
+                        .push_back((META, from, ClusterMsg::Meta(MetaMsg::Response(resp))));
                     return;
                 }
                 self.step_meta(|m, ctx| m.on_msg(from, MetaMsg::Request(req), ctx));
@@ -564,106 +561,5 @@ impl Cluster {
         if let Some(n) = self.nodes.get_mut(&node) {
             n.fail_next.entry(cmd).or_default().push_back(e);
         }
-    }
-}
-
-fn fake_answer(
-    node: &mut FakeNode,
-    req: &ControlRequest,
-    fs: &dyn FileStore,
-) -> Result<ControlReply, ControlError> {
-    if req.term < node.max_term {
-        return Err(ControlError::StaleTerm {
-            asked: req.term,
-            seen: node.max_term,
-        });
-    }
-    node.max_term = req.term;
-    if req.node_epoch != node.epoch {
-        return Err(ControlError::StaleEpoch {
-            asked: req.node_epoch,
-            current: node.epoch,
-        });
-    }
-    let kind = match &req.cmd {
-        ControlCmd::Load { .. } => Cmd::Load,
-        ControlCmd::Unload { .. } => Cmd::Unload,
-        ControlCmd::Split { .. } => Cmd::Split,
-        ControlCmd::Query { .. } => Cmd::Query,
-    };
-    if let Some(e) = node.fail_next.get_mut(&kind).and_then(|q| q.pop_front()) {
-        return Err(e);
-    }
-    match &req.cmd {
-        ControlCmd::Load { tablet, mode } => {
-            node.loads.push((tablet.id, mode.clone()));
-            if *mode == LoadMode::Create {
-                // The tablet's first file, so GC and drop have something real to move.
-                let path = format!("{}/000001.sst", tablet.path);
-                if let Ok(mut f) = fs.create(&path) {
-                    let _ = f.append(b"sst");
-                    let _ = f.sync();
-                }
-            }
-            node.served.insert(tablet.id, tablet.version);
-            node.paths.insert(tablet.id, tablet.path.clone());
-            let size = node.sizes.get(&tablet.id).copied().unwrap_or(1);
-            Ok(ControlReply::Loaded {
-                tablet: tablet.id,
-                version: tablet.version,
-                size_bytes: size,
-            })
-        }
-        ControlCmd::Unload { tablet, .. } => {
-            node.served.remove(tablet);
-            Ok(ControlReply::Unloaded { tablet: *tablet })
-        }
-        ControlCmd::Split {
-            tablet,
-            key,
-            left,
-            right,
-            ..
-        } => {
-            if node.served.remove(tablet).is_none() {
-                return Err(ControlError::NotServing { tablet: *tablet });
-            }
-            let key = key.clone().unwrap_or_else(|| b"m".to_vec());
-            let size = node.sizes.get(tablet).copied().unwrap_or(2);
-            let parent_files: Vec<String> = node.inherited.get(tablet).cloned().unwrap_or_default();
-            for child in [left.0, right.0] {
-                let mut files = parent_files.clone();
-                if let Some(p) = node.paths.get(tablet) {
-                    files.push(format!("{p}/000001.sst"));
-                }
-                node.inherited.insert(child, files);
-                node.sizes.insert(child, size / 2);
-            }
-            Ok(ControlReply::Split {
-                tablet: *tablet,
-                key,
-                left_size_bytes: size / 2,
-                right_size_bytes: size / 2,
-            })
-        }
-        ControlCmd::Query { round } => Ok(ControlReply::Report(NodeReport {
-            round: *round,
-            epoch: node.epoch,
-            tablets: node
-                .served
-                .iter()
-                .map(|(id, v)| TabletReport {
-                    id: *id,
-                    version: *v,
-                    state: ServedState::Serving,
-                    size_bytes: node.sizes.get(id).copied().unwrap_or(1),
-                    read_rate: Rate::new(0.0),
-                    write_rate: Rate::new(0.0),
-                    scan_rate: Rate::new(0.0),
-                    inherited_files: node.inherited.get(id).cloned().unwrap_or_default(),
-                    split_key: Some(b"m".to_vec()),
-                })
-                .collect(),
-        })),
     }
 }

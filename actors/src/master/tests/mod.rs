@@ -2,5 +2,7 @@
 
 mod ddl;
 mod failover;
+mod fake_node;
 mod harness;
 mod procedures;
+mod write_faults;
