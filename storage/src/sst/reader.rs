@@ -110,6 +110,18 @@ impl SstReader {
             .collect()
     }
 
+    /// Data blocks in the file.
+    pub fn block_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Block `i`'s `(last key, bytes of the file up to and including it)`, without copying:
+    /// lets the split-key search binary-search the in-memory index instead of walking it.
+    pub fn block_boundary(&self, i: usize) -> (&[u8], u64) {
+        let (k, h) = &self.index[i];
+        (k, h.offset + h.size + BLOCK_TRAILER_LEN as u64)
+    }
+
     pub fn smallest(&self) -> &[u8] {
         &self.smallest
     }

@@ -17,6 +17,7 @@ mod open;
 mod query;
 mod schema_codec;
 mod split;
+mod split_key;
 mod work;
 mod write;
 

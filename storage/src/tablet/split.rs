@@ -20,10 +20,11 @@ use std::collections::BTreeMap;
 
 use super::layout::{parse_file_name, FileKind};
 use super::open::write_fresh_manifest;
+use super::split_key::pick_split_row;
 use super::{lock, Tablet};
 use crate::error::{StorageError, StorageResult};
 use crate::fs::{join, FileStore, FsError};
-use crate::key::{row_lower_bound, row_of};
+use crate::key::row_lower_bound;
 use crate::manifest::{recover, FileMeta, KeyRange, ManifestState, TabletId, VersionEdit};
 
 /// `file` as seen by a tablet covering `range`, or `None` if none of it is visible there.
@@ -59,59 +60,15 @@ impl Tablet {
     /// the SSTs' block indexes (memtables are not counted; `split` flushes first): the row of
     /// the first block boundary at or past half the bytes (seed 003's picksplitkey took the
     /// middle file's largest key; this weighs every block). `None` if no row leaves data on
-    /// both sides.
+    /// both sides. Binary searches over the in-memory indexes (`split_key.rs`): its cost does
+    /// not grow with the tablet's bytes.
     pub fn split_key(&self) -> StorageResult<Option<Vec<u8>>> {
-        let (version, range) = {
+        let version = {
             let inner = lock(&self.inner);
             inner.check_open()?;
-            (inner.version.clone(), self.range.clone())
+            inner.version.clone()
         };
-        // Every data block visible to this tablet, as (last key, bytes).
-        let mut blocks: Vec<(Vec<u8>, u64)> = Vec::new();
-        for f in version.files() {
-            let mut prev_end = 0u64;
-            for (key, end) in f.reader.block_boundaries() {
-                let size = end.saturating_sub(prev_end);
-                prev_end = end;
-                let below = f.meta.clip_lower.as_ref().is_some_and(|l| key < *l);
-                let above = f.meta.clip_upper.as_ref().is_some_and(|u| key >= *u);
-                if !below && !above {
-                    blocks.push((key, size));
-                }
-            }
-        }
-        blocks.sort();
-        let total: u64 = blocks.iter().map(|b| b.1).sum();
-        let mut acc = 0u64;
-        let mut candidates = Vec::new();
-        for (key, size) in &blocks {
-            acc += size;
-            if acc * 2 >= total {
-                candidates.push(key);
-            }
-        }
-        // The first block boundary at or past half whose row is a valid split point. Splitting
-        // at row R sends R to the right child, so R must be strictly above the range start.
-        // Both children must get data: the split row is above the smallest visible row.
-        let mut first_row: Option<Vec<u8>> = None;
-        for f in version.files() {
-            let r = row_of(f.meta.effective_smallest())?;
-            if first_row.as_ref().is_none_or(|fr| r < *fr) {
-                first_row = Some(r);
-            }
-        }
-        let floor = first_row.unwrap_or_default().max(range.start.clone());
-        for key in candidates {
-            let row = row_of(key)?;
-            if row <= floor {
-                continue;
-            }
-            if !range.end.is_empty() && row >= range.end {
-                break;
-            }
-            return Ok(Some(row));
-        }
-        Ok(None)
+        pick_split_row(&version, &self.range)
     }
 
     /// Split into `[start, key)` and `[key, end)` in the given directories (each different
