@@ -188,3 +188,40 @@ fn power_cut_of_the_shared_store_keeps_every_acknowledged_write() {
         .all(|t| t.status == TabletStatus::Ready));
     finish_clean(c);
 }
+
+/// `kill -9` of a one-process cluster (`shale dev`): the meta store, the master and every
+/// tablet node die together at each procedure phase and restart together. The restarted
+/// master must finish or roll back the procedure and every tablet must be Ready again.
+#[test]
+fn whole_process_crash_at_each_procedure_phase() {
+    for (i, what) in [Forced::Split, Forced::Merge, Forced::Move]
+        .into_iter()
+        .enumerate()
+    {
+        let seed = 80 + i as u64;
+        for phase in phases(seed, what) {
+            let mut c = loaded(seed, 1);
+            let node = force(&mut c, "t", what);
+            let deadline = c.now().plus(Duration::from_secs(20));
+            let reached = c.run_until_cond(deadline, |c| {
+                phase_of(c, what.kind()).as_deref() == Some(phase.as_str())
+            });
+            assert!(reached, "{what:?} reached {phase}");
+            assert!(c.node_ids().contains(&node));
+            let all: Vec<_> = [META]
+                .into_iter()
+                .chain(c.master_ids())
+                .chain(c.node_ids())
+                .collect();
+            for id in &all {
+                c.crash(*id).unwrap();
+            }
+            for id in &all {
+                c.restart(*id).unwrap();
+            }
+            eprintln!("whole-process crash: {what:?} at {phase}");
+            let r = c.finish(Duration::from_secs(60));
+            assert_clean(&c, &r);
+        }
+    }
+}
