@@ -4,6 +4,8 @@
 //! Must not: be used from inside an async runtime (tokio refuses nested `block_on`); async
 //! callers use [`ShaleClient`] directly.
 
+mod meta;
+
 use crate::api::{ClientOptions, DeleteTarget, ScanOptions, ShaleClient};
 use crate::error::{Error, Result};
 use shale_actors::meta::{Schema, TabletId};

@@ -7,7 +7,8 @@
 //! answers, and sends admin calls to the master named by the meta store's lease record.
 //! [`BlockingClient`] wraps it for the command line.
 //!
-//! Map: `api.rs` the async API; `blocking.rs` the blocking wrapper; `actor.rs` the actor the
+//! Map: `api.rs` the async API; `meta.rs` the meta store's registry and catalog calls;
+//! `blocking.rs` (and `blocking/meta.rs`) the blocking wrapper; `actor.rs` the actor the
 //! host runs; `peers.rs` address learning (also used by the server roles' hosts); `error.rs`
 //! typed errors.
 //!
@@ -20,6 +21,7 @@ mod api;
 #[cfg(not(madsim))]
 mod blocking;
 mod error;
+mod meta;
 pub mod peers;
 
 pub use actor::ClientActor;
@@ -36,3 +38,12 @@ pub use shale_actors::proto::data::{
     CellOut, ColumnSpec, Condition, Mutation, ReadFilter, RowMutation, RowOut,
 };
 pub use shale_actors::NodeId;
+/// The meta store's catalog types: registered nodes with disk figures, time-series tables
+/// and partitions (named apart from the admin API's `NodeInfo` and the data `ColumnSpec`).
+pub mod catalog {
+    pub use shale_actors::meta::catalog::{
+        ColumnInfo, ColumnSpec, NodeInfo, PartitionInfo, StorageReport, TsTableInfo,
+    };
+    pub use shale_actors::meta::NodeStatus;
+    pub use shale_storage::ts::{ColumnType, Value};
+}

@@ -60,6 +60,8 @@ pub(super) enum ReqKind {
     Locate,
     MasterLease,
     Admin,
+    /// A client meta call (`OpInput::Meta`).
+    Meta,
     Data {
         table: String,
         loc: TabletLocation,
@@ -295,6 +297,17 @@ impl Client {
                         )
                     }
                 }
+            }
+            OpInput::Meta(call) => {
+                let call = call.clone();
+                let meta = self.config.meta;
+                self.send(
+                    id,
+                    meta,
+                    ReqKind::Meta,
+                    |rid| ClusterMsg::Meta(MetaMsg::Request(MetaRequest { id: rid, call })),
+                    ctx,
+                );
             }
             OpInput::Write { table, .. } => {
                 let table = table.clone();

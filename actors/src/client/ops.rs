@@ -5,7 +5,7 @@
 //! Must not: send or track requests (`core.rs` does).
 
 use crate::kernel::Time;
-use crate::meta::MetaError;
+use crate::meta::{MetaCall, MetaError, MetaReply};
 use crate::proto::admin::{AdminCall, AdminError, AdminReply};
 use crate::proto::data::{Condition, DataError, Mutation, ReadFilter, RowMutation, RowOut};
 use crate::proto::limits::{self, InputError};
@@ -56,13 +56,43 @@ pub enum OpInput {
         suffix: Vec<u8>,
     },
     Admin(AdminCall),
+    /// A call to the meta store's node registry or time-series catalog (see
+    /// [`OpInput::meta_allowed`]); answered by the meta store itself.
+    Meta(MetaCall),
 }
 
 impl OpInput {
+    /// Meta calls a client may make. Registration and heartbeats are a tablet node's own
+    /// business (its id is the sender's), and the raw record, lease and transaction calls
+    /// belong to the master: a client sending them would corrupt the cluster's view.
+    pub fn meta_allowed(call: &MetaCall) -> bool {
+        matches!(
+            call,
+            MetaCall::GetNodeId { .. }
+                | MetaCall::GetNodeInfo { .. }
+                | MetaCall::ListNodes { .. }
+                | MetaCall::ReportStorage { .. }
+                | MetaCall::IdOf { .. }
+                | MetaCall::InsertTableInfo { .. }
+                | MetaCall::GetTableInfo { .. }
+                | MetaCall::GetPartitionInfos { .. }
+                | MetaCall::MovePartition { .. }
+        )
+    }
+
+    /// May a meta call be sent again after its answer was lost? Every allowed call is
+    /// idempotent (id mapping and table creation return what exists, partition creation
+    /// places only missing partitions, a move to the current node is a no-op) except a
+    /// storage report, which would add a second history entry.
+    pub fn meta_retry_safe(call: &MetaCall) -> bool {
+        !matches!(call, MetaCall::ReportStorage { .. })
+    }
+
     /// Does the operation change data (so a lost answer leaves its outcome unknown)?
     pub fn is_mutation(&self) -> bool {
         match self {
             OpInput::Get { .. } | OpInput::Scan { .. } => false,
+            OpInput::Meta(call) => call.may_write(),
             OpInput::Admin(call) => !matches!(
                 call,
                 AdminCall::ListTables
@@ -83,7 +113,7 @@ impl OpInput {
             | OpInput::CheckAndMutate { table, .. }
             | OpInput::Increment { table, .. }
             | OpInput::Append { table, .. } => Some(table),
-            OpInput::Admin(_) => None,
+            OpInput::Admin(_) | OpInput::Meta(_) => None,
         }
     }
 
@@ -191,6 +221,14 @@ impl OpInput {
                 limits::check_value(suffix, value_max)?;
             }
             OpInput::Admin(_) => {}
+            OpInput::Meta(call) => {
+                if !Self::meta_allowed(call) {
+                    return Err(InputError::Invalid(format!(
+                        "meta call {} is not a client call",
+                        meta_call_name(call)
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -205,6 +243,33 @@ pub enum OpOutput {
     Counter(i64),
     Appended(Vec<u8>),
     Admin(AdminReply),
+    Meta(MetaReply),
+}
+
+/// The call's name, for errors (the whole call may carry a large schema).
+fn meta_call_name(call: &MetaCall) -> &'static str {
+    match call {
+        MetaCall::Txn(_) => "Txn",
+        MetaCall::Get(_) => "Get",
+        MetaCall::Scan { .. } => "Scan",
+        MetaCall::Locate { .. } => "Locate",
+        MetaCall::Snapshot => "Snapshot",
+        MetaCall::AcquireMasterLease { .. } => "AcquireMasterLease",
+        MetaCall::RenewMasterLease { .. } => "RenewMasterLease",
+        MetaCall::ReleaseMasterLease { .. } => "ReleaseMasterLease",
+        MetaCall::GetMasterLease => "GetMasterLease",
+        MetaCall::RegisterNode { .. } => "RegisterNode",
+        MetaCall::Heartbeat { .. } => "Heartbeat",
+        MetaCall::GetNodeId { .. } => "GetNodeId",
+        MetaCall::GetNodeInfo { .. } => "GetNodeInfo",
+        MetaCall::ListNodes { .. } => "ListNodes",
+        MetaCall::ReportStorage { .. } => "ReportStorage",
+        MetaCall::IdOf { .. } => "IdOf",
+        MetaCall::InsertTableInfo { .. } => "InsertTableInfo",
+        MetaCall::GetTableInfo { .. } => "GetTableInfo",
+        MetaCall::GetPartitionInfos { .. } => "GetPartitionInfos",
+        MetaCall::MovePartition { .. } => "MovePartition",
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

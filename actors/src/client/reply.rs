@@ -8,7 +8,7 @@ use super::ops::OpId;
 use super::ops::OpInput;
 use super::ops::{ClientError, OpOutput, OpResult};
 use crate::kernel::Ctx;
-use crate::meta::{MetaReply, MetaResponse, RequestId, TabletLocation};
+use crate::meta::{MetaError, MetaReply, MetaResponse, RequestId, TabletLocation};
 use crate::proto::admin::{AdminError, AdminResponse};
 use crate::proto::data::{DataError, DataReply, DataResponse};
 use tracing::debug;
@@ -49,7 +49,37 @@ impl Client {
                 }
                 other => self.refused(id, format!("no master: {other:?}"), ctx),
             },
+            ReqKind::Meta => self.on_meta_call(id, resp.result, ctx),
             _ => debug!("meta answer to a request of another kind"),
+        }
+    }
+
+    /// The answer to a client meta call: done, refused-and-retried (busy, unavailable), or
+    /// failed with the store's typed error.
+    fn on_meta_call(
+        &mut self,
+        id: OpId,
+        result: Result<MetaReply, MetaError>,
+        ctx: &mut Ctx<'_, Self>,
+    ) {
+        let retry_safe = match self.ops.get(&id).map(|o| &o.input) {
+            Some(OpInput::Meta(call)) => OpInput::meta_retry_safe(call),
+            _ => return,
+        };
+        match result {
+            Ok(reply) => self.complete(id, OpResult::Done(OpOutput::Meta(reply)), ctx),
+            Err(e @ (MetaError::Busy | MetaError::Unavailable)) => {
+                self.refused(id, e.to_string(), ctx)
+            }
+            Err(MetaError::OutcomeUnknown) if retry_safe => {
+                self.refused(id, MetaError::OutcomeUnknown.to_string(), ctx)
+            }
+            Err(MetaError::OutcomeUnknown) => self.complete(
+                id,
+                OpResult::Unknown(ClientError::Meta(MetaError::OutcomeUnknown)),
+                ctx,
+            ),
+            Err(e) => self.complete(id, OpResult::Failed(ClientError::Meta(e)), ctx),
         }
     }
 
@@ -220,6 +250,14 @@ impl Client {
             ReqKind::Admin => {
                 self.master = None;
                 self.refused(id, "master timed out".into(), ctx);
+            }
+            ReqKind::Meta => {
+                let safe = matches!(&op.input, OpInput::Meta(c) if OpInput::meta_retry_safe(c));
+                if safe {
+                    self.refused(id, "meta store timed out".into(), ctx);
+                } else {
+                    self.complete(id, OpResult::Unknown(ClientError::Timeout), ctx);
+                }
             }
             ReqKind::Data { table, loc, .. } => {
                 // The node may be dead and its tablets moved: locate again before the retry,

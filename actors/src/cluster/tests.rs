@@ -102,3 +102,36 @@ fn client_ops_are_lifted_into_cluster_effects() {
     });
     assert!(out.is_empty());
 }
+
+#[test]
+fn client_meta_calls_go_to_the_meta_store_and_node_calls_are_refused() {
+    use crate::meta::{MetaCall, MetaRequest};
+    let mut client = ClusterNode::Client(ClientRole::new(ClientConfig::new(NodeId(7)), 16));
+    let call = MetaCall::GetTableInfo { table: "m".into() };
+    let out = run(&mut client, |n, c| {
+        assert!(matches!(
+            n.start_op(OpInput::Meta(call.clone()), c),
+            Some(Ok(_))
+        ));
+    });
+    assert!(out.iter().any(|e| matches!(
+        e,
+        Effect::Send {
+            to: NodeId(7),
+            msg: ClusterMsg::Meta(MetaMsg::Request(MetaRequest { call: c, .. }))
+        } if *c == call
+    )));
+    // Registration is the node's own business: refused before anything is sent.
+    let register = MetaCall::RegisterNode {
+        name: "n".into(),
+        addr: crate::kernel::Addr("a:1".into()),
+        total_disk_bytes: 1,
+    };
+    let out = run(&mut client, |n, c| {
+        assert!(matches!(
+            n.start_op(OpInput::Meta(register), c),
+            Some(Err(ClientError::Invalid(_)))
+        ));
+    });
+    assert!(out.is_empty());
+}
