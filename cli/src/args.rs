@@ -111,6 +111,13 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Time-series tables: create, describe, partitions, put (bulk ingest), scan.
+    Ts {
+        #[command(subcommand)]
+        cmd: crate::ts::TsCmd,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// The cluster's state in one screen.
     Status {
         #[command(flatten)]
@@ -196,6 +203,9 @@ pub struct DevArgs {
     pub duration_secs: Option<u64>,
     #[arg(long, env = "SHALE_CLUSTER_ID", default_value = shale_client::DEFAULT_CLUSTER_ID)]
     pub cluster_id: String,
+    /// Where meta state lives: `embedded` (under the data folder) or mysql://user:pass@host/db.
+    #[arg(long, env = "SHALE_META_BACKEND", default_value = "embedded")]
+    pub meta_backend: String,
 }
 
 /// One role per process: a TOML file, overridden by flags and env (see docs/operations.md).
@@ -223,6 +233,12 @@ pub struct RoleArgs {
     /// Tablet node name, unique in the cluster.
     #[arg(long, env = "SHALE_NODE_NAME")]
     pub name: Option<String>,
+    /// Meta role: where meta state lives, `embedded` (default) or mysql://user:pass@host/db.
+    #[arg(long, env = "SHALE_META_BACKEND")]
+    pub meta_backend: Option<String>,
+    /// Tablet node: disk offered to time-series partitions (default 100 GiB).
+    #[arg(long, env = "SHALE_TOTAL_DISK_BYTES")]
+    pub total_disk_bytes: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,5 +1,5 @@
 //! The server roles on real TCP: a meta store (log and snapshot through `FsBackend` on a
-//! `LocalFs`), a master and tablet nodes, each one [`ClusterNode`] on its own `shale-net` host,
+//! `LocalFs`, or MySQL with `--meta-backend`), a master and tablet nodes, each one [`ClusterNode`] on its own `shale-net` host,
 //! wrapped in [`Learning`] so it dials the peers the meta store's answers name. `shale dev`
 //! starts all of them in one process; `shale meta|master|tabletnode` start one each.
 //!
@@ -9,9 +9,10 @@
 //!
 //! Must not: contain role behaviour (the actors own it) or read flags and env (callers do).
 
+use crate::meta_backend::MetaBackendChoice;
 use shale_actors::cluster::ClusterNode;
 use shale_actors::master::{Master, MasterConfig};
-use shale_actors::meta::{FsBackend, MetaConfig, MetaStore};
+use shale_actors::meta::{MetaConfig, MetaStore};
 use shale_actors::node::{NodeConfig, TabletNode};
 use shale_actors::proto::ClusterMsg;
 use shale_actors::{Addr, Epoch, NodeId};
@@ -29,6 +30,9 @@ pub const MASTER_NODE: NodeId = NodeId(2);
 pub const TABLET_NODE_BASE: u64 = 100;
 /// Tablet nodes one `shale dev` process runs at most.
 pub const DEV_NODES_MAX: usize = 64;
+/// Disk a tablet node offers to time-series partitions unless configured
+/// (`total_disk_bytes`): a budget the placement divides, not a measurement of the disk.
+pub const DEFAULT_NODE_DISK_BYTES: u64 = 100 << 30;
 /// The meta store's folder inside the data folder.
 pub const META_DIR: &str = "meta";
 
@@ -42,6 +46,8 @@ pub enum ClusterError {
         addr: SocketAddr,
         why: String,
     },
+    #[error(transparent)]
+    MetaBackend(#[from] crate::meta_backend::MetaBackendError),
 }
 
 /// One running role.
@@ -70,6 +76,10 @@ pub struct RoleEnv {
     /// The shared file store's root (tablet files, meta log, trash).
     pub fs: Arc<dyn FileStore>,
     pub meta_addr: SocketAddr,
+    /// Where the meta store keeps its state (meta role only).
+    pub meta_backend: MetaBackendChoice,
+    /// Disk each tablet node started with this environment offers to partitions.
+    pub node_disk_bytes: u64,
 }
 
 impl RoleEnv {
@@ -86,6 +96,8 @@ impl RoleEnv {
             cluster_id: cluster_id.into(),
             fs: Arc::new(fs),
             meta_addr,
+            meta_backend: MetaBackendChoice::Embedded,
+            node_disk_bytes: DEFAULT_NODE_DISK_BYTES,
         })
     }
 }
@@ -136,9 +148,11 @@ async fn start_role(
 }
 
 pub async fn start_meta(env: &RoleEnv, listen: SocketAddr) -> Result<Running, ClusterError> {
-    let backend = Arc::new(FsBackend::new(env.fs.clone(), META_DIR));
+    let config = MetaConfig::default();
+    let backend = env.meta_backend.open(env.fs.clone(), META_DIR, &config)?;
+    tracing::info!(backend = %env.meta_backend.describe(), "meta store backend open");
     start_role(env, "meta", META_NODE, listen, BTreeMap::new(), |_| {
-        ClusterNode::Meta(MetaStore::new(MetaConfig::default(), backend))
+        ClusterNode::Meta(MetaStore::new(config, backend))
     })
     .await
 }
@@ -170,9 +184,12 @@ pub async fn start_tablet_node(
 ) -> Result<Running, ClusterError> {
     let peers = BTreeMap::from([(META_NODE, env.meta_addr)]);
     let fs = env.fs.clone();
+    let disk = env.node_disk_bytes;
     start_role(env, "tabletnode", node, listen, peers, |bound| {
         let addr = Addr(advertise.unwrap_or_else(|| bound.to_string()));
-        ClusterNode::Node(TabletNode::new(NodeConfig::new(name, addr, META_NODE), fs))
+        let mut config = NodeConfig::new(name, addr, META_NODE);
+        config.total_disk_bytes = disk;
+        ClusterNode::Node(TabletNode::new(config, fs))
     })
     .await
 }
@@ -216,8 +233,19 @@ impl LocalCluster {
         data: &Path,
         ports: &LocalPorts,
     ) -> Result<Self, ClusterError> {
+        Self::start_with(cluster_id, data, ports, MetaBackendChoice::Embedded).await
+    }
+
+    /// Like [`LocalCluster::start`], with the meta store on `meta_backend`.
+    pub async fn start_with(
+        cluster_id: &str,
+        data: &Path,
+        ports: &LocalPorts,
+        meta_backend: MetaBackendChoice,
+    ) -> Result<Self, ClusterError> {
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let probe = RoleEnv::open(cluster_id, data, loopback(ports.meta))?;
+        let mut probe = RoleEnv::open(cluster_id, data, loopback(ports.meta))?;
+        probe.meta_backend = meta_backend;
         let meta = start_meta(&probe, loopback(ports.meta)).await?;
         let env = RoleEnv {
             meta_addr: meta.addr,

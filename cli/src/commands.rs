@@ -6,8 +6,8 @@
 use crate::args::{Command, Conn, NodeCmd, TableCmd, TabletCmd};
 use serde_json::{json, Value};
 use shale_client::{
-    BlockingClient, ClientOptions, ColumnSpec, DeleteTarget, FamilyDesc, NodeId, NodeInfo,
-    ReadFilter, RowOut, ScanOptions, Schema, TableInfo, TabletId, TabletInfo,
+    BlockingClient, ClientOptions, ColumnSpec, DeleteTarget, FamilyDesc, NodeId, ReadFilter,
+    RowOut, ScanOptions, Schema, TableInfo, TabletId, TabletInfo,
 };
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -33,7 +33,7 @@ fn resolve(addr: &str) -> Result<SocketAddr, CmdError> {
         .ok_or_else(|| CmdError::Address(addr.into(), "resolves to nothing".into()))
 }
 
-fn connect(conn: &Conn) -> Result<BlockingClient, CmdError> {
+pub(crate) fn connect(conn: &Conn) -> Result<BlockingClient, CmdError> {
     let mut opts = ClientOptions::new(resolve(&conn.cluster)?);
     opts.op_timeout = Duration::from_secs(conn.timeout_secs.max(1));
     Ok(BlockingClient::connect(opts)?)
@@ -130,18 +130,6 @@ fn print_tablets(ts: &[TabletInfo], as_json: bool) {
             t.size_bytes
         );
     }
-}
-
-fn node_json(n: &NodeInfo) -> Value {
-    json!({
-        "id": n.id.0,
-        "name": n.name,
-        "addr": n.addr.0,
-        "status": format!("{:?}", n.status),
-        "epoch": n.epoch.0,
-        "tablets": n.tablets,
-        "size_bytes": n.size_bytes,
-    })
 }
 
 fn done(what: String, as_json: bool) {
@@ -243,21 +231,7 @@ pub fn run(cmd: Command) -> Result<(), CmdError> {
         Command::Node {
             cmd: NodeCmd::List,
             conn,
-        } => {
-            let nodes = connect(&conn)?.list_nodes()?;
-            if conn.json {
-                println!("{}", Value::Array(nodes.iter().map(node_json).collect()));
-            } else {
-                println!("ID\tNAME\tADDR\tSTATUS\tTABLETS\tBYTES");
-                for n in &nodes {
-                    println!(
-                        "{}\t{}\t{}\t{:?}\t{}\t{}",
-                        n.id.0, n.name, n.addr.0, n.status, n.tablets, n.size_bytes
-                    );
-                }
-            }
-            Ok(())
-        }
+        } => crate::nodes::list(&connect(&conn)?, conn.json),
         Command::Status { conn } => {
             let s = connect(&conn)?.status()?;
             if conn.json {

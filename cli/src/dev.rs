@@ -8,6 +8,7 @@
 //! Must not: contain actor logic (see `cluster.rs` for the roles).
 
 use crate::cluster::{ClusterError, LocalCluster, LocalPorts, DEV_NODES_MAX};
+use crate::meta_backend::MetaBackendChoice;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub struct DevOptions {
     pub base_port: u16,
     pub run_for: Option<Duration>,
     pub cluster_id: String,
+    pub meta_backend: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +82,9 @@ pub fn run(opts: DevOptions) -> Result<(), DevError> {
         .map_err(DevError::Runtime)?;
     rt.block_on(async {
         let ports = load_ports(&opts.data, opts.nodes, opts.base_port)?;
-        let cluster = LocalCluster::start(&opts.cluster_id, &opts.data, &ports).await?;
+        let backend = MetaBackendChoice::parse(&opts.meta_backend).map_err(ClusterError::from)?;
+        let cluster =
+            LocalCluster::start_with(&opts.cluster_id, &opts.data, &ports, backend).await?;
         save_ports(&opts.data, &cluster.ports())?;
         println!(
             "shale dev: meta store at {} (master {}, {} tablet nodes), data in {}; Ctrl-C stops",

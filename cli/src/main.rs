@@ -5,8 +5,9 @@
 //! failure prints one `shale: error: ...` line and exits non-zero.
 //!
 //! Map: `args.rs` the clap definitions; `commands.rs` client commands and their output;
-//! `cluster.rs` the server roles on TCP; `dev.rs` the local cluster; `roles.rs` one role per
-//! process; `bench.rs` / `bench_cluster.rs` benchmarks.
+//! `nodes.rs` `node list`; `ts.rs` / `ts_rows.rs` time-series tables (`shale ts`);
+//! `meta_backend.rs` `--meta-backend`; `cluster.rs` the server roles on TCP; `dev.rs` the
+//! local cluster; `roles.rs` one role per process; `bench.rs` / `bench_cluster.rs` benchmarks.
 //!
 //! Must not: hold cluster logic of its own.
 
@@ -20,7 +21,11 @@ mod bench_cluster;
 mod cluster;
 mod commands;
 mod dev;
+mod meta_backend;
+mod nodes;
 mod roles;
+mod ts;
+mod ts_rows;
 
 use args::{BenchCommand, Cli, Command};
 
@@ -40,6 +45,7 @@ fn main() -> ExitCode {
             base_port: args.base_port,
             run_for: args.duration_secs.map(Duration::from_secs),
             cluster_id: args.cluster_id,
+            meta_backend: args.meta_backend,
         })
         .map_err(|e| e.to_string()),
         Command::Meta(a) => roles::run(roles::Role::Meta, a).map_err(|e| e.to_string()),
@@ -56,6 +62,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Cluster(args)) => {
             bench_cluster::run(args).map_err(|e| e.to_string())
         }
+        Command::Ts { cmd, conn } => ts::run(cmd, &conn).map_err(|e| e.to_string()),
         other => commands::run(other).map_err(|e| e.to_string()),
     };
     match result {

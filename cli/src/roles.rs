@@ -5,6 +5,7 @@
 
 use crate::args::RoleArgs;
 use crate::cluster::{self, ClusterError, RoleEnv, MASTER_NODE, TABLET_NODE_BASE};
+use crate::meta_backend::MetaBackendChoice;
 use serde::Deserialize;
 use shale_actors::NodeId;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -21,6 +22,10 @@ pub struct RoleFile {
     pub meta: Option<String>,
     pub node_id: Option<u64>,
     pub name: Option<String>,
+    /// Meta role: `embedded` (default) or `mysql://user:pass@host:port/db`.
+    pub meta_backend: Option<String>,
+    /// Tablet node: disk offered to time-series partitions.
+    pub total_disk_bytes: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +77,8 @@ fn merged(args: RoleArgs) -> Result<RoleFile, RoleError> {
         meta: args.meta.or(file.meta),
         node_id: args.node_id.or(file.node_id),
         name: args.name.or(file.name),
+        meta_backend: args.meta_backend.or(file.meta_backend),
+        total_disk_bytes: args.total_disk_bytes.or(file.total_disk_bytes),
     })
 }
 
@@ -104,7 +111,12 @@ pub fn run(role: Role, args: RoleArgs) -> Result<(), RoleError> {
         .build()
         .map_err(RoleError::Runtime)?;
     rt.block_on(async {
-        let env = RoleEnv::open(&cluster_id, &data, meta_addr)?;
+        let mut env = RoleEnv::open(&cluster_id, &data, meta_addr)?;
+        env.meta_backend = MetaBackendChoice::parse(cfg.meta_backend.as_deref().unwrap_or(""))
+            .map_err(ClusterError::from)?;
+        if let Some(disk) = cfg.total_disk_bytes {
+            env.node_disk_bytes = disk;
+        }
         let running = match role {
             Role::Meta => cluster::start_meta(&env, listen).await?,
             Role::Master => {
