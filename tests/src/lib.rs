@@ -52,6 +52,12 @@ impl World {
             World::Master(_) => None,
         }
     }
+    pub fn meta(&self) -> Option<&MetaStore> {
+        match self {
+            World::Cluster(c) => c.as_meta(),
+            World::Master(_) => None,
+        }
+    }
     pub fn client(&self) -> Option<&ClientRole> {
         match self {
             World::Cluster(c) => c.as_client(),
@@ -133,6 +139,15 @@ impl Cluster {
     }
 
     pub fn with_net(seed: u64, net: NetConfig) -> Cluster {
+        Self::with_nodes(seed, net, |_, _| {})
+    }
+
+    /// Like [`Cluster::with_net`], with each node's config (node index from 1) adjusted.
+    pub fn with_nodes(
+        seed: u64,
+        net: NetConfig,
+        tune: impl Fn(usize, &mut NodeConfig) + Clone + 'static,
+    ) -> Cluster {
         let cfg = SimConfig::new(seed).with_net(net);
         let mut sim: Sim<World> = Sim::new(cfg).unwrap();
         let backend = Arc::new(MemBackend::new());
@@ -151,9 +166,12 @@ impl Cluster {
         });
         for (i, n) in NODES.iter().enumerate() {
             let fs = fs.clone();
+            let tune = tune.clone();
             sim.add_node(*n, move |_| {
+                let mut config = node_config(i + 1);
+                tune(i + 1, &mut config);
                 World::Cluster(Box::new(ClusterNode::Node(TabletNode::new(
-                    node_config(i + 1),
+                    config,
                     Arc::new(fs.clone()),
                 ))))
             })
