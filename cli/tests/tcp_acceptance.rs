@@ -6,6 +6,9 @@
 //!
 //! Rows: the 100 000 (about 10 s in a debug build on two cores); `SHALE_ACCEPT_ROWS`
 //! changes it.
+//!
+//! The child's logs (`RUST_LOG` = `SHALE_ACCEPT_LOG`, default `info`) go to `dev.log` in the
+//! scratch folder, across the restart; on a failure their tail is printed and the folder kept.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -17,7 +20,7 @@ use shale_client::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{Dev, Scratch};
+use support::{Dev, LogTail, Scratch};
 
 const TABLE: &str = "accept";
 const FAMILY: &str = "cf";
@@ -194,8 +197,15 @@ async fn rows_survive_churn_and_kill_9() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(ROWS_DEFAULT);
     let scratch = Scratch::new("accept");
+    let data = scratch.0.join("data");
+    let log = scratch.0.join("dev.log");
+    let filter = std::env::var("SHALE_ACCEPT_LOG").unwrap_or_else(|_| "info".into());
+    let _tail = LogTail {
+        path: log.clone(),
+        bytes: 64 * 1024,
+    };
     let started = Instant::now();
-    let dev = Dev::start(&scratch.0, 3);
+    let dev = Dev::start_logged(&data, 3, &log, &filter);
     let c = Arc::new(client(dev.meta).await);
     let splits = [n / 4, n / 2, 3 * n / 4].map(key).to_vec();
     let schema = Schema {
@@ -232,7 +242,7 @@ async fn rows_survive_churn_and_kill_9() {
     drop(c);
 
     dev.kill9();
-    let dev = Dev::start(&scratch.0, 3);
+    let dev = Dev::start_logged(&data, 3, &log, &filter);
     let c = client(dev.meta).await;
     let after = all_ready(&c).await;
     let ids = |ts: &[TabletInfo]| -> Vec<TabletId> { ts.iter().map(|t| t.id).collect() };

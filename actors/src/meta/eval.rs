@@ -19,9 +19,10 @@ impl MetaState {
         for check in &txn.checks {
             self.check(check, env.now)?;
         }
+        let reserved = self.reserved_by(txn);
         let mut writes = Vec::with_capacity(txn.ops.len());
         for op in &txn.ops {
-            writes.push(self.op_write(op, env)?);
+            writes.push(self.op_write(op, &reserved, env)?);
         }
         self.check_references(&writes)?;
         self.check_no_overlap(&writes)?;
@@ -65,8 +66,30 @@ impl MetaState {
         Ok(())
     }
 
+    /// The tablet ids reserved by the committed procedure records this transaction writes
+    /// (puts or deletes). A procedure reserves the ids it allocated (split children, a merged
+    /// tablet) when its record is first written (see `apply_write`), so younger procedures
+    /// may create tablets with higher ids before it creates its own: its phase write may
+    /// then create them below the mark. That is their first use, not a reuse; an id no live
+    /// procedure lists stays refused below the mark.
+    fn reserved_by(&self, txn: &Txn) -> BTreeSet<TabletId> {
+        txn.ops
+            .iter()
+            .filter_map(|op| match op.key() {
+                RecordKey::Procedure(id) => self.data.procedures.get(&id),
+                _ => None,
+            })
+            .flat_map(|p| p.value.tablets.iter().copied())
+            .collect()
+    }
+
     /// The write an op produces, with the fields the store owns filled in.
-    fn op_write(&self, op: &Op, env: EvalEnv) -> Result<Write, MetaError> {
+    fn op_write(
+        &self,
+        op: &Op,
+        reserved: &BTreeSet<TabletId>,
+        env: EvalEnv,
+    ) -> Result<Write, MetaError> {
         let key = op.key();
         let exists = self.version_of(&key).is_some();
         match op {
@@ -76,7 +99,9 @@ impl MetaState {
                     t.id
                 )));
             }
-            Op::PutTablet(t) if !exists && t.id.0 < self.data.marks.tablet_next => {
+            Op::PutTablet(t)
+                if !exists && t.id.0 < self.data.marks.tablet_next && !reserved.contains(&t.id) =>
+            {
                 return Err(MetaError::BadRequest(format!(
                     "tablet id {} was already used (next unused is {})",
                     t.id, self.data.marks.tablet_next

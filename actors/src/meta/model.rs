@@ -11,7 +11,9 @@ use std::fmt;
 
 /// A tablet's identity. Never reused: the meta store keeps a high-water mark and refuses to
 /// create a tablet below it, because file names carry the number of the tablet that wrote
-/// them and a reused number would make another tablet's files look like its own.
+/// them and a reused number would make another tablet's files look like its own. Ids a
+/// procedure record lists (split children, a merged tablet) move the mark when the record is
+/// written, and that procedure's own phase write may create them below it later.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TabletId(pub u64);
 

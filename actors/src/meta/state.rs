@@ -275,6 +275,12 @@ impl MetaState {
             }
             Write::Put(Record::Procedure(p)) => {
                 d.marks.procedure_next = d.marks.procedure_next.max(p.id.0.saturating_add(1));
+                // The tablet ids a procedure lists count as used from now on: a split's
+                // children may have files on disk before their records exist, so no later
+                // allocation (a restarted master starts at the mark) may hand them out again.
+                if let Some(top) = p.tablets.iter().map(|t| t.0).max() {
+                    d.marks.tablet_next = d.marks.tablet_next.max(top.saturating_add(1));
+                }
                 d.procedures.insert(p.id, versioned(revision, p));
             }
             Write::Put(Record::Stat(s)) => {

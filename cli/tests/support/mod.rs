@@ -1,8 +1,13 @@
 //! Test support: a `shale dev` child process on a temp folder and OS-chosen loopback ports,
 //! killed when dropped, and a scratch folder removed when dropped.
+//!
+//! [`Dev::start_logged`] keeps the child's stderr (its tracing logs) in a file, appended across
+//! restarts, and [`LogTail`] prints the file's tail when the test panics: a failure on a loaded
+//! CI machine is only diagnosable from the cluster's own account of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -29,6 +34,11 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // A failed test's folder (data and logs) is kept for a post-mortem.
+        if std::thread::panicking() {
+            eprintln!("kept {} for inspection", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -39,16 +49,40 @@ pub struct Dev {
 }
 
 impl Dev {
-    /// Start `shale dev` on `data` and wait for its meta address.
+    /// Start `shale dev` on `data` and wait for its meta address; its logs are dropped.
     pub fn start(data: &Path, nodes: usize) -> Dev {
+        Self::spawn(data, nodes, "error", Stdio::null())
+    }
+
+    /// Like [`Dev::start`], with the child's logs at `filter` (a `RUST_LOG` value) appended
+    /// to `log`.
+    pub fn start_logged(data: &Path, nodes: usize, log: &Path, filter: &str) -> Dev {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the child's log file");
+        // Marks where each start (the first, the one after kill -9) begins in the file.
+        writeln!(
+            file,
+            "==== test: shale dev starts on {} ====",
+            data.display()
+        )
+        .expect("write the child's log file");
+        Self::spawn(data, nodes, filter, Stdio::from(file))
+    }
+
+    fn spawn(data: &Path, nodes: usize, filter: &str, stderr: Stdio) -> Dev {
         let mut child = Command::new(SHALE)
             .args(["dev", "--base-port", "0", "--nodes"])
             .arg(nodes.to_string())
             .arg("--data")
             .arg(data)
-            .env("RUST_LOG", "error")
+            .env("RUST_LOG", filter)
+            // Plain text in the log file.
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn shale dev");
         let stdout = child.stdout.take().expect("stdout");
@@ -84,5 +118,33 @@ impl Drop for Dev {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Prints the last `bytes` of a log file to stderr when dropped during a panic.
+pub struct LogTail {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+impl Drop for LogTail {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(mut f) = std::fs::File::open(&self.path) else {
+            eprintln!("(no log at {})", self.path.display());
+            return;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(self.bytes)));
+        let mut tail = Vec::new();
+        let _ = f.read_to_end(&mut tail);
+        eprintln!(
+            "---- last {} bytes of {} ----\n{}\n---- end of log ----",
+            tail.len(),
+            self.path.display(),
+            String::from_utf8_lossy(&tail)
+        );
     }
 }

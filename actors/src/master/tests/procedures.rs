@@ -255,3 +255,65 @@ fn gc_deletes_a_shared_folder_only_when_unused_settled_and_after_grace() {
         "deleted after grace"
     );
 }
+
+/// Move `tablet` to `node` unless it is there already.
+fn place(c: &mut Cluster, tablet: TabletId, node: NodeId) {
+    let at = c
+        .tablets("t")
+        .iter()
+        .find(|t| t.id == tablet)
+        .and_then(|t| t.assigned);
+    if at.map(|a| a.node) != Some(node) {
+        let r = c.admin(AdminCall::MoveTablet { tablet, node });
+        assert!(matches!(r, Ok(AdminReply::Started { .. })), "{r:?}");
+        c.run_for(Duration::from_secs(2));
+    }
+}
+
+/// The real-TCP acceptance run's livelock: a split waiting on its node had allocated its
+/// children's ids before a younger merge allocated the merged tablet's; the merge created its
+/// tablet first, so meta's id mark passed the children and refused the split's commit as a
+/// reuse, for ever (the master resynced, resumed the split and was refused again).
+#[test]
+fn a_split_commits_after_a_younger_merge_created_a_higher_tablet_id() {
+    let mut c = Cluster::new(2);
+    create(&mut c, "t", &["g", "m"]).ok();
+    c.run_for(Duration::from_secs(2));
+    let ts = c.tablets("t");
+    place(&mut c, ts[0].id, NodeId(12));
+    place(&mut c, ts[1].id, NodeId(12));
+    place(&mut c, ts[2].id, NodeId(11));
+    c.assert_table_healthy("t");
+    // The split's node stays silent until the merge is done.
+    if let Some(n) = c.nodes.get_mut(&NodeId(11)) {
+        n.mute = true;
+    }
+    let r = c.admin(AdminCall::SplitTablet {
+        tablet: ts[2].id,
+        key: Some(b"s".to_vec()),
+    });
+    assert!(matches!(r, Ok(AdminReply::Started { .. })), "{r:?}");
+    c.run_for(Duration::from_millis(500));
+    let r = c.admin(AdminCall::MergeTablets {
+        a: ts[0].id,
+        b: ts[1].id,
+    });
+    assert!(matches!(r, Ok(AdminReply::Started { .. })), "{r:?}");
+    c.run_for(Duration::from_secs(3));
+    let merged = c.tablets("t")[0].clone();
+    assert_eq!(merged.parents, vec![ts[0].id, ts[1].id], "the merge landed");
+    if let Some(n) = c.nodes.get_mut(&NodeId(11)) {
+        n.mute = false;
+    }
+    c.run_for(Duration::from_secs(5));
+    c.assert_table_healthy("t");
+    let after = c.tablets("t");
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(after[0].id, merged.id);
+    for child in &after[1..] {
+        assert_eq!(child.parents, vec![ts[2].id]);
+        assert!(child.id < merged.id, "children were allocated first");
+    }
+    assert!(c.snapshot().procedures.is_empty());
+    c.assert_memory_matches_meta();
+}

@@ -39,6 +39,16 @@ fn model_eval(m: &Model, txn: &Txn) -> Option<Model> {
             return None;
         }
     }
+    // Ids the touched procedures' committed records reserve may be created below the mark.
+    let reserved: Vec<TabletId> = txn
+        .ops
+        .iter()
+        .filter_map(|op| match m.records.get(&op.key()) {
+            Some((_, Record::Procedure(p))) => Some(p.tablets.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
     let mut next = m.clone();
     next.revision += 1;
     for op in &txn.ops {
@@ -50,7 +60,11 @@ fn model_eval(m: &Model, txn: &Txn) -> Option<Model> {
             }
             Write::Put(rec) => {
                 match &rec {
-                    Record::Tablet(t) if !exists && t.id.0 < m.tablet_next => return None,
+                    Record::Tablet(t)
+                        if !exists && t.id.0 < m.tablet_next && !reserved.contains(&t.id) =>
+                    {
+                        return None
+                    }
                     Record::Procedure(p) if !exists && p.id.0 < m.procedure_next => return None,
                     _ => {}
                 }
@@ -59,6 +73,9 @@ fn model_eval(m: &Model, txn: &Txn) -> Option<Model> {
                 }
                 if let Record::Procedure(p) = &rec {
                     next.procedure_next = next.procedure_next.max(p.id.0 + 1);
+                    for t in &p.tablets {
+                        next.tablet_next = next.tablet_next.max(t.0 + 1);
+                    }
                 }
                 next.records.insert(key, (next.revision, rec));
             }
@@ -162,6 +179,8 @@ fn op_of(spec: &OpSpec) -> Op {
         OpSpec::PutProcedure(i, phase) => {
             let mut p = procedure(u64::from(i % 4) + 1, ProcedureKind::Merge);
             p.phase = format!("phase{phase}");
+            // A reserved tablet id, sometimes above every id a PutTablet here uses.
+            p.tablets = vec![TabletId(u64::from(i / 4 % 7) + 1)];
             Op::PutProcedure(p)
         }
         OpSpec::DeleteProcedure(i) => Op::DeleteProcedure(ProcedureId(u64::from(i % 4) + 1)),
