@@ -306,13 +306,13 @@ impl<A: Actor> Sim<A> {
     }
 
     fn start_job(&mut self, me: NodeId, id: JobId, spec: JobSpec, work: JobFn<A::JobOutput>) {
-        let incarnation = self
-            .nodes
-            .get(&me)
-            .expect("effects come from known nodes")
-            .incarnation;
+        let node = self.nodes.get(&me).expect("effects come from known nodes");
+        let (incarnation, slowdown) = (node.incarnation, node.job_slowdown);
         self.stats.jobs_started += 1;
-        let estimate = Time::ZERO.plus(spec.estimate).as_nanos();
+        let estimate = Time::ZERO
+            .plus(spec.estimate)
+            .as_nanos()
+            .saturating_mul(u64::from(slowdown));
         let jitter = self.jobs.duration_jitter;
         let duration = if jitter == 0.0 || estimate == 0 {
             estimate

@@ -61,6 +61,13 @@ pub enum Fault {
     SetNet(NetConfig),
     /// Replace the job model (duration jitter, failure probability).
     SetJobs(JobConfig),
+    /// The node's jobs (flush, compaction, load: its disk work) take `factor` times their
+    /// estimate: a slow disk. A factor of 1 restores normal speed. Appended last so the trace
+    /// hashes of older faults stay the same.
+    SlowJobs {
+        node: NodeId,
+        factor: u32,
+    },
 }
 
 impl Fault {
@@ -70,6 +77,9 @@ impl Fault {
         match self {
             Fault::SetNet(net) => net.validate(),
             Fault::SetJobs(jobs) => jobs.validate(),
+            Fault::SlowJobs { factor: 0, .. } => Err(SimError::InvalidConfig(
+                "a slow-jobs factor must be at least 1".into(),
+            )),
             _ => Ok(()),
         }
     }

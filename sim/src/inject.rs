@@ -71,6 +71,9 @@ impl<A: Actor> Sim<A> {
             }
             Fault::SetNet(net) => self.net.cfg = net,
             Fault::SetJobs(jobs) => self.jobs = jobs,
+            Fault::SlowJobs { node, factor } => {
+                self.nodes.get_mut(&node).expect("checked").job_slowdown = factor;
+            }
         }
         Ok(())
     }
@@ -100,7 +103,9 @@ impl<A: Actor> Sim<A> {
                 NodeStatus::Stopped => Err(SimError::NodeStopped(*id)),
                 _ => Ok(()),
             },
-            Fault::SetClockOffset { node, .. } => known(*node).map(|_| ()),
+            Fault::SetClockOffset { node, .. } | Fault::SlowJobs { node, .. } => {
+                known(*node).map(|_| ())
+            }
             // Partitions and clogs may name ids that are not nodes (e.g. an external client).
             _ => Ok(()),
         }

@@ -15,6 +15,8 @@
 //!   coverage, state transitions). `scenario/`: the scenario file format and workload generator.
 //! - `cluster/`: the cluster runner: the real meta store, masters, tablet nodes and clients in
 //!   the executor, driven by a workload and faults, judged by `check/`.
+//! - `run/`: the scenario runner: a scenario file and a seed onto `cluster/`, with its fault
+//!   schedule, triggers, report, structured trace and shrinker (what `shale sim` calls).
 //!
 //! Semantics worth knowing:
 //! - Events are ordered by (true time, sequence number); ties resolve in scheduling order.
@@ -75,6 +77,7 @@ mod marks;
 mod net;
 mod node;
 mod queue;
+pub mod run;
 pub mod scenario;
 mod sim;
 mod stats;

@@ -45,6 +45,9 @@ pub(crate) struct Node<A> {
     pub(crate) clock_offset_ns: i64,
     /// True time before which this node processes nothing.
     pub(crate) paused_until: u64,
+    /// Job durations are multiplied by this ([`crate::Fault::SlowJobs`]); survives crashes,
+    /// as a slow disk would.
+    pub(crate) job_slowdown: u32,
 }
 
 impl<A> Node<A> {
@@ -61,6 +64,7 @@ impl<A> Node<A> {
             incarnation: 0,
             clock_offset_ns: 0,
             paused_until: 0,
+            job_slowdown: 1,
         }
     }
 

@@ -83,7 +83,7 @@ fn shipped_scenarios_mean_what_they_say() {
     let t = f.when.as_ref().expect("trigger");
     assert_eq!(
         (t.procedure.as_str(), t.phase.as_str()),
-        ("merge", "update_meta")
+        ("merge", "load_merged")
     );
     assert_eq!(s.faults.script[1].occurrence, Some(2));
     let k = shipped("kitchen-sink");
@@ -136,8 +136,8 @@ fn unknown_fields_and_bad_values_are_refused_by_name() {
     assert!(e.contains("bad target"), "{e}");
     let e = error_text(edited(
         "merge-with-crash",
-        "when = \"merge.update_meta\"",
-        "when = \"mege.update_meta\"",
+        "when = \"merge.load_merged\"",
+        "when = \"mege.load_merged\"",
     ));
     assert!(e.contains("unknown procedure"), "{e}");
     let e = error_text(edited(

@@ -4,6 +4,7 @@
 //! Owns: node ids to roles, factories, crash hooks. Must not: run the simulation or check
 //! anything (the runner does).
 
+use super::disk::{DiskControl, NodeDisk};
 use super::{client_id, master_id, node_id, ClusterConfig, ADMIN, META};
 use crate::Sim;
 use crate::{SimConfig, SimError};
@@ -14,6 +15,7 @@ use shale_actors::meta::{MemBackend, MetaStore};
 use shale_actors::node::TabletNode;
 use shale_actors::Addr;
 use shale_storage::fs::{SimFs, SimFsConfig};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Completions a client keeps; the runner drains them as they come, so this only bounds a
@@ -24,6 +26,7 @@ pub(super) struct Built {
     pub sim: Sim<ClusterNode>,
     pub fs: SimFs,
     pub meta_disk: MemBackend,
+    pub disks: BTreeMap<shale_actors::NodeId, DiskControl>,
 }
 
 pub(super) fn build(cfg: &ClusterConfig) -> Result<Built, SimError> {
@@ -31,12 +34,27 @@ pub(super) fn build(cfg: &ClusterConfig) -> Result<Built, SimError> {
     if cfg.buggify {
         sc = sc.with_buggify();
     }
+    if cfg.trace_lines {
+        sc = sc.with_trace_lines();
+        // A trace is asked for in full: never truncate it.
+        sc.trace.lines_max = usize::MAX;
+    }
     let mut sim: Sim<ClusterNode> = Sim::new(sc)?;
     let fs = SimFs::new(SimFsConfig {
         seed: cfg.seed,
         ..SimFsConfig::default()
     });
     let meta_disk = MemBackend::new();
+    let mut disks = BTreeMap::new();
+    // Each master and tablet node reaches the shared store through its own faultable view.
+    let mut disk_of = |id| {
+        let control = DiskControl::new(cfg.seed, id);
+        disks.insert(id, control.clone());
+        NodeDisk {
+            fs: fs.clone(),
+            control,
+        }
+    };
 
     let (mc, disk) = (cfg.meta.clone(), meta_disk.clone());
     sim.add_node(META, move |_| {
@@ -49,19 +67,19 @@ pub(super) fn build(cfg: &ClusterConfig) -> Result<Built, SimError> {
     for i in 0..cfg.shape.masters {
         let mut mcfg = cfg.master.clone();
         mcfg.addr = Addr(format!("master{i}"));
-        let fs = fs.clone();
+        let disk = disk_of(master_id(i));
         sim.add_node(master_id(i), move |_| {
-            ClusterNode::Master(Master::new(mcfg.clone(), Arc::new(fs.clone())))
+            ClusterNode::Master(Master::new(mcfg.clone(), Arc::new(disk.clone())))
         })?;
     }
     for i in 0..cfg.shape.nodes {
         let mut ncfg = cfg.node.clone();
         ncfg.name = format!("node{i}");
         ncfg.addr = Addr(format!("10.0.0.{}:7000", i + 1));
-        let fs = fs.clone();
+        let disk = disk_of(node_id(i));
         // A tablet node crash is a process crash: the shared store keeps what it was handed.
         sim.add_node(node_id(i), move |_| {
-            ClusterNode::Node(TabletNode::new(ncfg.clone(), Arc::new(fs.clone())))
+            ClusterNode::Node(TabletNode::new(ncfg.clone(), Arc::new(disk.clone())))
         })?;
     }
     let client = |_| {
@@ -74,5 +92,10 @@ pub(super) fn build(cfg: &ClusterConfig) -> Result<Built, SimError> {
     for i in 0..cfg.shape.clients {
         sim.add_node(client_id(i), client)?;
     }
-    Ok(Built { sim, fs, meta_disk })
+    Ok(Built {
+        sim,
+        fs,
+        meta_disk,
+        disks,
+    })
 }

@@ -3,8 +3,8 @@
 //! deterministic executor, with the checkers of architecture.md section 9 applied to it.
 //!
 //! Map: `mod.rs` shape, settings and node ids; `build.rs` the executor, factories and crash
-//! hooks (what a crash loses); `runner.rs` [`SimCluster`]: admin calls, faults, running;
-//! `workload.rs` client operations as checker inputs (KV model) and the closed-loop driver;
+//! hooks (what a crash loses); `disk.rs` each process's faultable view of the shared store;
+//! `runner.rs` [`SimCluster`]: admin calls, faults, running; `workload.rs` client operations as checker inputs (KV model) and the closed-loop driver;
 //! `observe.rs` invariants watched while the run goes (single owner, GC safety, legal tablet
 //! transitions); `verdict.rs` the end-of-run phase: heal, liveness, final reads, history and
 //! meta/master agreement checks, and the [`Violation`] list.
@@ -26,11 +26,13 @@
 //! use hash-ordered iteration (the runner's own decisions are part of the trace).
 
 mod build;
+mod disk;
 mod observe;
 mod runner;
 mod verdict;
 mod workload;
 
+pub use disk::{DiskControl, NodeDisk};
 pub use observe::tablet_transition_table;
 pub use runner::{AdminOutcome, ClusterError, SimCluster};
 pub use verdict::{LivenessReport, RunReport, Violation};
@@ -93,6 +95,8 @@ pub struct ClusterConfig {
     pub node: NodeConfig,
     /// Logical workload clients (each with one operation open at a time) per client process.
     pub workers_per_client: usize,
+    /// Keep one executor trace line per event (for `shale sim --trace/--html`); slow.
+    pub trace_lines: bool,
 }
 
 impl ClusterConfig {
@@ -136,6 +140,7 @@ impl ClusterConfig {
             master,
             node,
             workers_per_client: 4,
+            trace_lines: false,
         }
     }
 

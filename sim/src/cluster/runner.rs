@@ -10,6 +10,7 @@
 //! driver and observer learn of it).
 
 use super::build::{build, Built};
+use super::disk::DiskControl;
 use super::observe::Observer;
 use super::workload::Driver;
 use super::{master_id, node_id, ClusterConfig, ADMIN, META};
@@ -22,6 +23,7 @@ use shale_actors::meta::{MemBackend, MetaStore, ProcedureRecord, Schema, TabletR
 use shale_actors::proto::admin::{AdminCall, AdminReply};
 use shale_actors::{NodeId, Time};
 use shale_storage::fs::SimFs;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What an admin call came back with.
@@ -56,6 +58,8 @@ pub struct SimCluster {
     pub fs: SimFs,
     /// The meta store's own disk.
     pub meta_disk: MemBackend,
+    /// Each master's and tablet node's disk switches (errors, full); see `disk.rs`.
+    pub disks: BTreeMap<NodeId, DiskControl>,
     pub(super) cfg: ClusterConfig,
     pub(super) driver: Driver,
     pub(super) observer: Observer,
@@ -64,11 +68,17 @@ pub struct SimCluster {
 impl SimCluster {
     /// Build the cluster and run until a master leads and every tablet node registered.
     pub fn new(cfg: ClusterConfig) -> Result<Self, ClusterError> {
-        let Built { sim, fs, meta_disk } = build(&cfg)?;
+        let Built {
+            sim,
+            fs,
+            meta_disk,
+            disks,
+        } = build(&cfg)?;
         let mut c = SimCluster {
             sim,
             fs,
             meta_disk,
+            disks,
             driver: Driver::new(cfg.shape.clients),
             observer: Observer::new(),
             cfg,
@@ -330,6 +340,13 @@ impl SimCluster {
             self.observer.meta_restarted();
         }
         self.driver.client_crashed(id);
+    }
+
+    /// Crash (if running) and never restart.
+    pub fn stop(&mut self, id: NodeId) -> Result<(), ClusterError> {
+        self.sim.stop(id)?;
+        self.after_crash(id);
+        Ok(())
     }
 
     pub fn restart(&mut self, id: NodeId) -> Result<(), ClusterError> {

@@ -16,8 +16,8 @@ mod values;
 mod workload;
 
 pub use spec::{
-    Check, Cluster, Distribution, FaultKind, Faults, Keys, Liveness, Mix, Network, RandomFaults,
-    Scenario, ScriptedFault, TableSpec, ValueSize, Workload,
+    Balancer, Check, Cluster, Distribution, FaultKind, Faults, Keys, Liveness, Mix, Network,
+    RandomFaults, Scenario, ScriptedFault, TableSpec, ValueSize, Workload,
 };
 pub use validate::Problem;
 pub use values::{Dur, SignedDur, Target, Trigger, ValueError, PROCEDURES};

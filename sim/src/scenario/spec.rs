@@ -31,6 +31,10 @@ pub struct Scenario {
     pub buggify: bool,
     pub checks: Vec<Check>,
     pub liveness: Liveness,
+    /// The master's split/merge/move policy; absent means the balancer is off (procedures
+    /// run only for DDL, failures and repairs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<Balancer>,
     /// Coverage marks a sweep of this scenario must hit at least once each.
     #[serde(default)]
     pub marks: Vec<String>,
@@ -213,6 +217,12 @@ pub enum FaultKind {
     TornWrite,
     /// Jobs (flush, compaction, load) fail with `probability`.
     JobFailure,
+    /// Admin actions the scenario races against faults (sent, not awaited): split the tablet
+    /// of `table` holding `row`, and disable, enable or drop `table`.
+    Split,
+    DisableTable,
+    EnableTable,
+    DropTable,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -275,6 +285,12 @@ pub struct ScriptedFault {
     /// For `network_degrade`, `disk_error`, `job_failure`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
+    /// For `split` and the table actions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// For `split`: a row of the tablet to split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<String>,
 }
 
 /// Checkers a run applies (architecture.md, section 9).
@@ -297,6 +313,20 @@ pub enum Check {
     Liveness,
     /// Meta store and master memory agree after recovery.
     MetaAgreesWithMaster,
+}
+
+/// When the master splits, merges and moves tablets on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balancer {
+    /// Split a tablet whose reported size exceeds this many bytes.
+    pub split_bytes: u64,
+    /// Merge neighbouring tablets whose sizes are both below this many bytes.
+    #[serde(default)]
+    pub merge_bytes: u64,
+    /// Moves the balancer may start per round (0: never moves for load).
+    #[serde(default)]
+    pub moves_per_round: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -270,6 +270,7 @@ fn shape(kind: FaultKind) -> Shape {
         Heal => (No, No, No, No, No),
         NetworkDegrade | JobFailure => (No, No, May, No, Must),
         DiskError => (Must, No, May, No, May),
+        Split | DisableTable | EnableTable | DropTable => (No, No, No, No, No),
     };
     Shape {
         target,
@@ -397,4 +398,21 @@ fn validate_scripted(
             format!("{p} is not in 0..=1"),
         );
     }
+    use FaultKind::{DisableTable, DropTable, EnableTable, Split};
+    let admin = matches!(f.fault, Split | DisableTable | EnableTable | DropTable);
+    let table = if admin { Need::Must } else { Need::No };
+    need(c, table, f.table.is_some(), at("table"), &kind, "a table");
+    if let Some(t) = &f.table {
+        c.check(
+            tables.contains(t.as_str()),
+            at("table"),
+            format!("no table {t:?}"),
+        );
+    }
+    let row = if f.fault == Split {
+        Need::Must
+    } else {
+        Need::No
+    };
+    need(c, row, f.row.is_some(), at("row"), &kind, "a row");
 }
