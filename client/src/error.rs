@@ -56,10 +56,12 @@ impl Error {
             ClientError::Admin(AdminError::Invalid(i)) => Error::Invalid(i),
             ClientError::Admin(a) => Error::Admin(a),
             ClientError::Meta(m) => Error::Meta(m),
-            ClientError::NoTablet { table, row } => Error::Unavailable {
-                attempts: 1,
-                last: format!("no tablet of {table:?} holds row {row:?}"),
-            },
+            e @ (ClientError::NoTablet { .. } | ClientError::TabletUnavailable { .. }) => {
+                Error::Unavailable {
+                    attempts: 1,
+                    last: e.to_string(),
+                }
+            }
             ClientError::RetriesExhausted { attempts, last } => {
                 Error::Unavailable { attempts, last }
             }

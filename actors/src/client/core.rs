@@ -201,10 +201,20 @@ impl Client {
     ) {
         if let Some(o) = self.ops.get_mut(&op) {
             if o.located {
-                // The answer we just got does not cover the key (a gap while the master
-                // reassigns, or no such table yet): back off instead of asking at once.
+                // The answer we just got does not cover the key with a usable tablet (a
+                // gap, a tablet mid-procedure or unassigned while the master reassigns, or
+                // no such table yet): back off instead of asking at once.
                 o.located = false;
-                let err = ClientError::NoTablet { table, row };
+                let err = match self.cache.lookup(&table, &row) {
+                    Some(loc) => ClientError::TabletUnavailable {
+                        tablet: loc.tablet,
+                        status: loc.status,
+                        node: loc.assigned.map(|a| a.node),
+                        table,
+                        row,
+                    },
+                    None => ClientError::NoTablet { table, row },
+                };
                 self.refused(op, err.to_string(), ctx);
                 return;
             }

@@ -23,6 +23,8 @@ mod core;
 mod ops;
 mod reply;
 mod role;
+#[cfg(test)]
+mod tests;
 
 pub use self::core::{Client, ClientTimer};
 pub use cache::LocationCache;

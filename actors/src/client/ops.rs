@@ -4,8 +4,8 @@
 //!
 //! Must not: send or track requests (`core.rs` does).
 
-use crate::kernel::Time;
-use crate::meta::{MetaCall, MetaError, MetaReply};
+use crate::kernel::{NodeId, Time};
+use crate::meta::{MetaCall, MetaError, MetaReply, TabletId, TabletStatus};
 use crate::proto::admin::{AdminCall, AdminError, AdminReply};
 use crate::proto::data::{Condition, DataError, Mutation, ReadFilter, RowMutation, RowOut};
 use crate::proto::limits::{self, InputError};
@@ -302,12 +302,40 @@ pub enum ClientError {
     Meta(MetaError),
     #[error("master: {0}")]
     Admin(AdminError),
-    #[error("no tablet of table {table:?} holds row {row:?}")]
+    #[error("no tablet of table {table:?} holds row \"{}\"", .row.escape_ascii())]
     NoTablet { table: String, row: Vec<u8> },
+    /// The tablet holding the row exists but cannot serve it now (not Ready, or assigned to
+    /// no node): a procedure or a reassignment is under way.
+    #[error("{}", unavailable(.table, .row, *.tablet, *.status, *.node))]
+    TabletUnavailable {
+        table: String,
+        row: Vec<u8>,
+        tablet: TabletId,
+        status: TabletStatus,
+        node: Option<NodeId>,
+    },
     #[error("gave up after {attempts} attempts; last: {last}")]
     RetriesExhausted { attempts: u32, last: String },
     #[error("no answer within the request timeout")]
     Timeout,
     #[error("too many operations in flight ({0})")]
     TooManyOps(usize),
+}
+
+/// The text of [`ClientError::TabletUnavailable`].
+fn unavailable(
+    table: &str,
+    row: &[u8],
+    tablet: TabletId,
+    status: TabletStatus,
+    node: Option<NodeId>,
+) -> String {
+    let at = match node {
+        Some(n) => format!("on node {n}"),
+        None => "assigned to no node".into(),
+    };
+    format!(
+        "tablet {tablet} of table {table:?} holds row \"{}\" but cannot serve it now ({status:?}, {at})",
+        row.escape_ascii()
+    )
 }
