@@ -4,8 +4,10 @@
 //!
 //! Output: one `workload ops_per_sec` line per workload on stdout (the same shape as
 //! `bench/db_bench.sh`, so `bench/engine-vs-rocksdb.sh` can join them), details on stderr.
+//! The split workload is timed, not rated: it prints `split_<size>_ms`, `merge_<size>_ms`
+//! (medians), the SST bytes they wrote and, with a large size, `split_ratio`.
 
-use shale_storage::bench::{run, BenchEnv, BenchOptions, Workload};
+use shale_storage::bench::{run, BenchEnv, BenchOptions, SplitReport, Workload};
 use std::time::{Duration, Instant};
 
 pub struct EngineBenchArgs {
@@ -14,6 +16,8 @@ pub struct EngineBenchArgs {
     pub fillsync_num: u64,
     pub workloads: Vec<String>,
     pub seed: u64,
+    pub split_small_bytes: u64,
+    pub split_large_bytes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +62,7 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 pub fn engine(args: EngineBenchArgs) -> Result<(), BenchError> {
-    if args.num == 0 || args.fillsync_num == 0 {
+    if args.num == 0 || args.fillsync_num == 0 || args.split_small_bytes == 0 {
         return Err(BenchError::Num);
     }
     let known = || {
@@ -106,6 +110,8 @@ pub fn engine(args: EngineBenchArgs) -> Result<(), BenchError> {
         num: args.num,
         fillsync_num: args.fillsync_num,
         seed: args.seed,
+        split_small_bytes: args.split_small_bytes,
+        split_large_bytes: args.split_large_bytes,
         ..BenchOptions::default()
     };
     eprintln!(
@@ -124,8 +130,12 @@ pub fn engine(args: EngineBenchArgs) -> Result<(), BenchError> {
             workload: workload.name(),
             reason: e.to_string(),
         })?;
+        if let Some(split) = &r.split {
+            print_split(split, r.cache_usage_bytes);
+            continue;
+        }
         eprintln!(
-            "  {}: {} ops in {:.2}s, found {}, wal syncs {}, flushes {}, compactions {}, cache {} bytes",
+            "  {}: {} ops in {:.2}s, found {}, wal syncs {}, flushes {}, compactions {}, cache {} bytes, memtables peak {} of {} bytes",
             r.workload,
             r.ops,
             r.nanos as f64 / 1e9,
@@ -133,7 +143,9 @@ pub fn engine(args: EngineBenchArgs) -> Result<(), BenchError> {
             r.wal_syncs,
             r.flushes,
             r.compactions,
-            r.cache_usage_bytes
+            r.cache_usage_bytes,
+            r.memtable_peak_bytes,
+            r.memtable_budget_bytes
         );
         if print {
             println!("{} {:.0}", r.workload, r.ops_per_sec());
@@ -144,4 +156,50 @@ pub fn engine(args: EngineBenchArgs) -> Result<(), BenchError> {
     }
     let _ = std::fs::remove_dir_all(&args.dir);
     Ok(())
+}
+
+fn ms(nanos: u64) -> f64 {
+    nanos as f64 / 1e6
+}
+
+fn print_split(report: &SplitReport, cache_bytes: usize) {
+    for s in &report.sizes {
+        let list = |v: &[u64]| {
+            v.iter()
+                .map(|n| format!("{:.2}", ms(*n)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        eprintln!(
+            "  split {}: {} keys, {} SST bytes in {} files; fill {:.1}s, flush+settle {:.0} ms; \
+             memtables peak {} of {} bytes, cache {} bytes",
+            s.label,
+            s.keys,
+            s.sst_bytes,
+            s.files,
+            s.fill_nanos as f64 / 1e9,
+            ms(s.flush_nanos),
+            s.memtable_peak_bytes,
+            s.memtable_budget_bytes,
+            cache_bytes
+        );
+        eprintln!(
+            "    split_key ms [{}]; split_key+split ms [{}]; merge ms [{}]; SST bytes written: split {}, merge {}",
+            list(&s.split_key_nanos),
+            list(&s.split_nanos),
+            list(&s.merge_nanos),
+            s.split_sst_bytes_written,
+            s.merge_sst_bytes_written
+        );
+        println!("split_{}_ms {:.3}", s.label, ms(s.split_median_nanos()));
+        println!("merge_{}_ms {:.3}", s.label, ms(s.merge_median_nanos()));
+        println!(
+            "split_merge_{}_sst_bytes_written {}",
+            s.label,
+            s.split_sst_bytes_written + s.merge_sst_bytes_written
+        );
+    }
+    if let Some(ratio) = report.split_ratio() {
+        println!("split_ratio {ratio:.2}");
+    }
 }

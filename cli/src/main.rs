@@ -59,6 +59,8 @@ fn main() -> ExitCode {
             seed: args.seed,
         })
         .map_err(|e| e.to_string()),
+            split_small_bytes: args.split_small_bytes,
+            split_large_bytes: args.split_large_bytes,
         Command::Bench(BenchCommand::Cluster(args)) => {
             bench_cluster::run(args).map_err(|e| e.to_string())
         }

@@ -3,7 +3,8 @@
 //! one tablet on a real file store.
 //!
 //! Owns: the workloads (fillseq, fillrandom, readrandom, seekrandom with 1 and 10 nexts,
-//! fillsync, and synced writes from many threads with group commit) and their report.
+//! fillsync, synced writes from many threads with group commit, and split/merge timing in
+//! `bench/split.rs`) and their report.
 //! Must not: read a clock or start threads itself. This crate is clock- and thread-free, so
 //! the caller passes a [`BenchEnv`] that reads the wall clock and runs tasks in parallel; the
 //! engine's background work runs as one of those tasks, calling `compact_step` like a host's
@@ -23,6 +24,9 @@ use crate::read::{FamilyRules, ReadOptions, Schema};
 use crate::sst::{Compression, SstOptions};
 use crate::tablet::{KeyRange, ScanRequest, Tablet, TabletId, TabletOptions};
 use crate::wal::WriteBatch;
+
+mod split;
+pub use split::{median, SplitReport, SplitSize};
 
 /// What the caller provides: a wall clock and a way to run tasks concurrently.
 pub trait BenchEnv: Sync {
@@ -44,10 +48,12 @@ pub enum Workload {
     FillSync,
     /// Synced writes from `group_writers` threads sharing WAL syncs.
     FillSyncGroup,
+    /// Split and merge of a `split_small_bytes` tablet (and a `split_large_bytes` one).
+    Split,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 8] = [
         Workload::FillSeq,
         Workload::FillRandom,
         Workload::ReadRandom,
@@ -55,6 +61,7 @@ impl Workload {
         Workload::SeekRandomNext10,
         Workload::FillSync,
         Workload::FillSyncGroup,
+        Workload::Split,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -65,6 +72,7 @@ impl Workload {
             Workload::SeekRandomNext10 => "seekrandom_next10",
             Workload::FillSync => "fillsync",
             Workload::FillSyncGroup => "fillsync_16writers",
+            Workload::Split => "split",
         }
     }
     pub fn parse(s: &str) -> Option<Workload> {
@@ -83,6 +91,11 @@ pub struct BenchOptions {
     pub fillsync_num: u64,
     pub group_writers: u64,
     pub seed: u64,
+    /// Tablet sizes the split workload builds; the large one only when asked.
+    pub split_small_bytes: u64,
+    pub split_large_bytes: Option<u64>,
+    /// Splits (and merges) timed per size; the report gives every one and the median.
+    pub split_repeats: usize,
 }
 
 impl Default for BenchOptions {
@@ -96,6 +109,9 @@ impl Default for BenchOptions {
             fillsync_num: 5_000,
             group_writers: 16,
             seed: 42,
+            split_small_bytes: 10 << 20,
+            split_large_bytes: None,
+            split_repeats: 5,
         }
     }
 }
@@ -111,6 +127,11 @@ pub struct BenchReport {
     pub flushes: u64,
     pub compactions: u64,
     pub cache_usage_bytes: usize,
+    /// Largest memtable footprint (active plus switched) the background worker saw.
+    pub memtable_peak_bytes: usize,
+    pub memtable_budget_bytes: usize,
+    /// The split workload's measurements.
+    pub split: Option<SplitReport>,
 }
 
 impl BenchReport {
@@ -192,12 +213,13 @@ fn with_background<R: Send>(
     env: &dyn BenchEnv,
     tablet: &Tablet,
     work: impl FnOnce() -> StorageResult<R> + Send,
-) -> StorageResult<R> {
+) -> StorageResult<(R, usize)> {
     let done = AtomicBool::new(false);
+    let mut peak = 0usize;
     let mut result: Option<StorageResult<R>> = None;
     let mut bg: StorageResult<()> = Ok(());
     {
-        let (done, result, bg) = (&done, &mut result, &mut bg);
+        let (done, result, bg, peak) = (&done, &mut result, &mut bg, &mut peak);
         env.run_parallel(vec![
             Box::new(move || {
                 *result = Some(work());
@@ -205,6 +227,7 @@ fn with_background<R: Send>(
             }),
             Box::new(move || {
                 while !done.load(Ordering::Acquire) {
+                    *peak = (*peak).max(tablet.approximate_size_bytes().1);
                     match tablet.compact_step(0) {
                         Ok(true) => {}
                         Ok(false) => env.idle(),
@@ -218,7 +241,9 @@ fn with_background<R: Send>(
         ]);
     }
     bg?;
-    result.unwrap_or(Err(crate::StorageError::Closed))
+    result
+        .unwrap_or(Err(crate::StorageError::Closed))
+        .map(|r| (r, peak))
 }
 
 fn settle(tablet: &Tablet) -> StorageResult<()> {
@@ -233,7 +258,7 @@ fn fill(
     random: bool,
     n: u64,
     sync: bool,
-) -> StorageResult<u64> {
+) -> StorageResult<(u64, usize)> {
     let value = vec![b'v'; o.value_size];
     let t = &*bed.tablet;
     with_background(env, t, || {
@@ -256,20 +281,43 @@ pub fn run(env: &dyn BenchEnv, workload: Workload, o: &BenchOptions) -> StorageR
     let cache = BlockCache::new(o.cache_bytes);
     let mut report = BenchReport {
         workload: workload.name(),
+        memtable_budget_bytes: {
+            let t = tablet_opts(&cache);
+            t.memtable_size_bytes * (1 + t.immutable_memtables_max)
+        },
         ..BenchReport::default()
     };
     let bed = match workload {
+        Workload::Split => {
+            let start = env.now_nanos();
+            let r = split::run_split(env, o, &cache)?;
+            report.nanos = env.now_nanos() - start;
+            report.ops = r.sizes.iter().map(|s| s.split_nanos.len() as u64).sum();
+            report.memtable_peak_bytes = r
+                .sizes
+                .iter()
+                .map(|s| s.memtable_peak_bytes)
+                .max()
+                .unwrap_or(0);
+            report.cache_usage_bytes = cache.usage_bytes();
+            assert!(
+                report.cache_usage_bytes <= o.cache_bytes,
+                "the block cache stays within its budget"
+            );
+            report.split = Some(r);
+            return Ok(report);
+        }
         Workload::FillSeq => {
             let bed = fresh(&fs, "fillseq", &cache)?;
             let start = env.now_nanos();
-            report.ops = fill(env, &bed, o, false, o.num, false)?;
+            (report.ops, report.memtable_peak_bytes) = fill(env, &bed, o, false, o.num, false)?;
             report.nanos = env.now_nanos() - start;
             bed
         }
         Workload::FillRandom => {
             let bed = fresh(&fs, "random", &cache)?;
             let start = env.now_nanos();
-            report.ops = fill(env, &bed, o, true, o.num, false)?;
+            (report.ops, report.memtable_peak_bytes) = fill(env, &bed, o, true, o.num, false)?;
             report.nanos = env.now_nanos() - start;
             settle(&bed.tablet)?;
             bed
@@ -277,7 +325,8 @@ pub fn run(env: &dyn BenchEnv, workload: Workload, o: &BenchOptions) -> StorageR
         Workload::FillSync => {
             let bed = fresh(&fs, "fillsync", &cache)?;
             let start = env.now_nanos();
-            report.ops = fill(env, &bed, o, true, o.fillsync_num, true)?;
+            (report.ops, report.memtable_peak_bytes) =
+                fill(env, &bed, o, true, o.fillsync_num, true)?;
             report.nanos = env.now_nanos() - start;
             bed
         }

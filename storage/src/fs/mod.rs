@@ -6,9 +6,11 @@
 //! durable only after `sync` on that file, and a create, rename or delete is durable only after
 //! `sync_dir` on its parent directory. [`SimFs`] enforces exactly that on `crash()`.
 
+mod counting;
 mod local;
 mod sim;
 
+pub use counting::CountingFs;
 pub use local::LocalFs;
 pub use sim::{SimFault, SimFs, SimFsConfig, SimFsStats};
 
