@@ -31,7 +31,9 @@ fi
 CARGO_TARGET_DIR=$TARGET_DIR cargo test --workspace --locked --doc
 
 step "tests (RUSTFLAGS=--cfg madsim: host and transport in simulated network and time)"
-CARGO_TARGET_DIR=$MADSIM_TARGET_DIR RUSTFLAGS="--cfg madsim" \
+# RUSTDOCFLAGS too: rustdoc type-checks the crate to collect doctests, and its cfg must match
+# the madsim-tokio it links against (the transport picks its stream halves by cfg).
+CARGO_TARGET_DIR=$MADSIM_TARGET_DIR RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" \
   cargo test -p shale-net --locked --no-fail-fast
 
 step "all tests passed"

@@ -211,9 +211,15 @@ pub fn decode_exact<T: DeserializeOwned>(
     }
 }
 
+/// Payload bytes read per step: the buffer grows by at most this much ahead of what arrived.
+const READ_STEP_BYTES: usize = 64 * 1024;
+
 /// Read one frame from `r`. `Ok(None)` is a clean end of stream at a frame boundary; an end of
-/// stream anywhere else is `Truncated`. The payload buffer grows only as bytes arrive, so a
-/// peer that announces a large frame and sends nothing costs nothing.
+/// stream anywhere else is `Truncated`. The payload buffer grows in steps of at most 64 KiB as
+/// bytes arrive, so a peer that announces a large frame and sends nothing costs little.
+///
+/// Reads go straight to `r`: give it a buffered reader, or every frame costs several system
+/// calls.
 pub async fn read_frame<T, R>(r: &mut R, frame_size_max_bytes: u32) -> Result<Option<T>, FrameError>
 where
     T: DeserializeOwned,
@@ -237,15 +243,20 @@ where
     let header = parse_header(&head, frame_size_max_bytes)?;
     let want = header.len as usize;
     let mut payload = Vec::new();
-    let read = (&mut *r)
-        .take(u64::from(header.len))
-        .read_to_end(&mut payload)
-        .await?;
-    if read != want {
-        return Err(FrameError::Truncated {
-            got: FRAME_HEADER_LEN + read,
-            want: FRAME_HEADER_LEN + want,
-        });
+    while payload.len() < want {
+        let filled = payload.len();
+        payload.resize(filled + (want - filled).min(READ_STEP_BYTES), 0);
+        let mut at = filled;
+        while at < payload.len() {
+            let n = r.read(&mut payload[at..]).await?;
+            if n == 0 {
+                return Err(FrameError::Truncated {
+                    got: FRAME_HEADER_LEN + at,
+                    want: FRAME_HEADER_LEN + want,
+                });
+            }
+            at += n;
+        }
     }
     decode_payload(&header, &payload).map(Some)
 }

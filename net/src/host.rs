@@ -8,6 +8,11 @@
 //! effects the actor pushed: sends go to the transport, timers into a deadline-ordered map,
 //! jobs onto a blocking thread (a plain task under madsim, which has no blocking pool).
 //!
+//! A job marked [`JobSpec::cheap`] (a point read) runs inline instead when
+//! [`HostConfig::inline_cheap_jobs`] is on: handing a few-microsecond read to the blocking
+//! pool and back costs two thread wake-ups, more than the read itself. Its result still comes
+//! back as its own `on_job_done` turn, before the loop waits for anything else.
+//!
 //! `ctx.now` is the system clock (simulated under madsim); the RNG is seeded from the config, or
 //! from OS entropy when no seed is given (madsim makes that deterministic too).
 //!
@@ -22,7 +27,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shale_actors::kernel::IdGen;
 use shale_actors::{Actor, Ctx, Effect, Epoch, JobError, JobId, JobSpec, NodeId, Time, TimerId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -56,6 +61,9 @@ pub struct HostConfig {
     pub jobs_in_flight_max: usize,
     /// Invocations queued and not yet run; beyond it [`Invoker::invoke`] says `Full`.
     pub invocations_len_max: usize,
+    /// Run jobs marked cheap on the loop's own thread (see the module docs). Off, every job
+    /// goes to the blocking pool.
+    pub inline_cheap_jobs: bool,
 }
 
 impl HostConfig {
@@ -72,6 +80,7 @@ impl HostConfig {
             timers_fired_per_turn_max: 1024,
             jobs_in_flight_max: 256,
             invocations_len_max: 1024,
+            inline_cheap_jobs: true,
         }
     }
 }
@@ -213,6 +222,8 @@ pub struct Host<A: Actor> {
     jobs_tx: mpsc::UnboundedSender<JobDone<A::JobOutput>>,
     jobs_rx: mpsc::UnboundedReceiver<JobDone<A::JobOutput>>,
     jobs_in_flight: usize,
+    /// Results of jobs run inline, delivered at the top of the next loop iteration.
+    jobs_done_inline: VecDeque<JobDone<A::JobOutput>>,
     calls_tx: mpsc::Sender<Invocation<A>>,
     calls_rx: mpsc::Receiver<Invocation<A>>,
 }
@@ -293,6 +304,7 @@ impl<A: Actor> Host<A> {
             jobs_tx,
             jobs_rx,
             jobs_in_flight: 0,
+            jobs_done_inline: VecDeque::new(),
             calls_tx,
             calls_rx,
         };
@@ -310,15 +322,40 @@ impl<A: Actor> Host<A> {
     pub async fn run(mut self, mut actor: A) -> A {
         info!(node = %self.me, epoch = %self.cfg.epoch, "host running");
         self.turn(&mut actor, |a, ctx| a.on_start(ctx));
-        let mut stop = self.stop.clone();
+        // Futures that live across turns are built once: the stop signal's and the timer's.
+        // Rebuilding them every turn costs a registration (and a lock) per message.
+        let mut stop_rx = self.stop.clone();
+        let stopped = stop_rx.wait_for(|stop| *stop);
+        tokio::pin!(stopped);
+        // One timer future for the loop's life, moved only when the earliest deadline changes:
+        // building a fresh one every turn costs a timer-wheel registration per message.
+        let wake = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(wake);
+        let mut armed: Option<Instant> = None;
         loop {
+            if let Some((id, result)) = self.jobs_done_inline.pop_front() {
+                if *self.stop.borrow() {
+                    break;
+                }
+                self.jobs_in_flight = self.jobs_in_flight.saturating_sub(1);
+                self.turn(&mut actor, |a, ctx| a.on_job_done(id, result, ctx));
+                continue;
+            }
             let next_deadline = self.timers.keys().next().map(|(deadline, _)| *deadline);
-            // Only evaluated as a future when a timer exists (the branch is disabled otherwise).
-            let wake_at = next_deadline.unwrap_or_else(Instant::now);
+            if next_deadline != armed {
+                if let Some(at) = next_deadline {
+                    wake.as_mut().reset(at);
+                }
+                armed = next_deadline;
+            }
             tokio::select! {
                 biased;
-                _ = stop.wait_for(|stop| *stop) => break,
-                _ = tokio::time::sleep_until(wake_at), if next_deadline.is_some() => {
+                _ = &mut stopped => break,
+                // Disabled while no timer is pending.
+                _ = &mut wake, if armed.is_some() => {
+                    // Fired: re-arm on the next turn even if the earliest deadline is the same
+                    // (some due timers may wait for the next turn under the per-turn cap).
+                    armed = None;
                     self.fire_due_timers(&mut actor);
                 }
                 Some((id, result)) = self.jobs_rx.recv() => {
@@ -424,19 +461,23 @@ impl<A: Actor> Host<A> {
             return;
         }
         debug!(node = %self.me, job = spec.label, id = id.0, "job started");
+        if spec.cheap && self.cfg.inline_cheap_jobs {
+            self.jobs_done_inline
+                .push_back((id, run_job(spec.label, work)));
+            return;
+        }
         run_blocking(move || {
-            let result =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
-                    JobError::Aborted(format!(
-                        "job {} panicked: {}",
-                        spec.label,
-                        panic_text(&*panic)
-                    ))
-                });
             // A stopped host no longer listens; the result has nowhere to go.
-            let _ = done.send((id, result));
+            let _ = done.send((id, run_job(spec.label, work)));
         });
     }
+}
+
+/// Run a job's closure, turning a panic into [`JobError::Aborted`].
+fn run_job<O>(label: &str, work: impl FnOnce() -> O) -> Result<O, JobError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
+        JobError::Aborted(format!("job {label} panicked: {}", panic_text(&*panic)))
+    })
 }
 
 impl<A: Actor> Drop for Host<A> {

@@ -1,5 +1,6 @@
-//! The host loop without a network: timers (order, cancel), jobs (output, panic, limit),
-//! injected messages, self-sends, and both ways of stopping. Runs under tokio and madsim.
+//! The host loop without a network: timers (order, cancel), jobs (output, panic, limit, cheap
+//! jobs inline), injected messages, self-sends, and both ways of stopping. Runs under tokio
+//! and madsim.
 
 use super::*;
 use serde::{Deserialize, Serialize};
@@ -255,4 +256,71 @@ async fn invocations_over_the_limit_are_refused() {
 #[test]
 fn wall_clock_is_after_2020() {
     assert!(wall_clock() > Time::from_millis(1_577_836_800_000));
+}
+
+/// A value that differs between threads, as a job output.
+fn thread_tag() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    std::thread::current().id().hash(&mut h);
+    h.finish()
+}
+
+/// Start a cheap job reporting its thread and a cheap job that panics; returns the loop's
+/// thread tag and the events once all four jobs (two from `on_start`) have reported.
+async fn run_cheap_jobs(inline: bool) -> (u64, Vec<Event>) {
+    let log = Log::default();
+    let mut cfg = config();
+    cfg.inline_cheap_jobs = inline;
+    let (handle, invoker, task) =
+        match spawn_host_with_invoker(Probe { log: log.clone() }, cfg).await {
+            Ok(x) => x,
+            Err(e) => panic!("host did not start: {e}"),
+        };
+    let cheap = JobSpec::new("cheap", Duration::from_micros(5)).cheap();
+    let host_thread = invoker
+        .call(move |_a: &mut Probe, ctx| {
+            ctx.start_job(cheap, thread_tag);
+            ctx.start_job(cheap, || panic!("cheap job exploded on purpose"));
+            thread_tag()
+        })
+        .await;
+    let Ok(host_thread) = host_thread else {
+        panic!("invocation failed: {host_thread:?}");
+    };
+    let seen = wait_for_events(&log, |e| {
+        e.iter().filter(|e| matches!(e, Event::Job(_))).count() == 4
+    })
+    .await;
+    handle.stop();
+    assert!(task.await.is_ok());
+    (host_thread, seen)
+}
+
+#[tokio::test]
+async fn cheap_jobs_run_inline_and_still_report_as_jobs() {
+    let (host_thread, seen) = run_cheap_jobs(true).await;
+    assert!(
+        seen.contains(&Event::Job(Ok(host_thread))),
+        "ran on the loop's own thread: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::Job(Err(m)) if m.contains("cheap job exploded"))),
+        "an inline panic is Aborted, not fatal to the loop: {seen:?}"
+    );
+}
+
+/// With inlining off a cheap job goes to the blocking pool like any other (madsim has no
+/// pool: its jobs are tasks on the node's own thread either way).
+#[cfg(not(madsim))]
+#[tokio::test]
+async fn cheap_jobs_go_to_the_pool_when_inlining_is_off() {
+    let (host_thread, seen) = run_cheap_jobs(false).await;
+    let ok: Vec<_> = seen
+        .iter()
+        .filter(|e| matches!(e, Event::Job(Ok(v)) if *v != 42))
+        .collect();
+    assert_eq!(ok.len(), 1, "{seen:?}");
+    assert_ne!(ok[0], &Event::Job(Ok(host_thread)), "ran off the loop");
 }

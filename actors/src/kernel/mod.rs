@@ -46,17 +46,36 @@ pub trait Actor: Sized + 'static {
     );
 }
 
-/// What the host is told about a job before it runs it: a label for traces and a duration
-/// estimate the simulator uses as the mean of its simulated duration.
+/// What the host is told about a job before it runs it: a label for traces, a duration
+/// estimate the simulator uses as the mean of its simulated duration, and whether the job is
+/// cheap enough that a host may run it on its own turn instead of handing it to another thread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobSpec {
     pub label: &'static str,
     pub estimate: Duration,
+    /// The job usually takes microseconds (a point read served from memory, at worst one
+    /// block read): a real host may run it inline, saving two thread hops, at the price of
+    /// stalling its loop for that long. A hint only: the result still arrives as a separate
+    /// `on_job_done` turn, so the actor cannot tell how the job ran, and the simulator
+    /// ignores it.
+    pub cheap: bool,
 }
 
 impl JobSpec {
     pub const fn new(label: &'static str, estimate: Duration) -> Self {
-        Self { label, estimate }
+        Self {
+            label,
+            estimate,
+            cheap: false,
+        }
+    }
+
+    /// The same job, marked cheap (see [`JobSpec::cheap`]).
+    pub const fn cheap(self) -> Self {
+        Self {
+            cheap: true,
+            ..self
+        }
     }
 }
 

@@ -133,7 +133,9 @@ impl TabletNode {
                 s.reads += 1;
                 let gen = s.gen;
                 let now_micros = micros(now);
-                self.start_read(tid, gen, caller, ctx, move || {
+                // A point read is one memtable probe and at most a few block reads: cheap
+                // enough for a host to run inline (scans are not).
+                self.start_read(tid, gen, caller, true, ctx, move || {
                     work::get(&engine, tid, &row, &filter, now_micros)
                 });
                 Ok(())
@@ -187,7 +189,7 @@ impl TabletNode {
                     row_limit: limit_rows as usize,
                     opts: super::convert::read_options(&filter, micros(now)),
                 };
-                self.start_read(tid, gen, caller, ctx, move || {
+                self.start_read(tid, gen, caller, false, ctx, move || {
                     work::scan(&engine, tid, scan)
                 });
                 Ok(())
@@ -257,12 +259,14 @@ impl TabletNode {
         tablet: TabletId,
         gen: u64,
         caller: Caller,
+        cheap: bool,
         ctx: &mut Ctx<'_, Self>,
         read: impl FnOnce() -> Result<DataReply, DataError> + Send + 'static,
     ) {
         self.reads_in_flight += 1;
         self.counters.reads += 1;
         let spec = JobSpec::new("node.read", self.config.read_estimate);
+        let spec = if cheap { spec.cheap() } else { spec };
         let purpose = Purpose::Read {
             tablet,
             gen,

@@ -6,8 +6,9 @@
 
 use shale_actors::NodeId;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -15,7 +16,7 @@ use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use super::{bump, lock, Route, Shared};
-use crate::frame::{read_frame, write_frame, FrameError, PROTOCOL_VERSION};
+use crate::frame::{encode_into, read_frame, write_frame, FrameError, PROTOCOL_VERSION};
 use crate::wire::{Envelope, Hello, Packet};
 
 /// Why a connection ended.
@@ -259,8 +260,18 @@ fn end<T>(s: &Shared<T>, remote: SocketAddr, peer: Option<NodeId>, why: ConnErro
     }
 }
 
+/// Queued messages are encoded into one buffer up to this size and written with one call.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// A write buffer grown past this by a large message is given back afterwards.
+const WRITE_BUFFER_KEEP_BYTES: usize = 4 * WRITE_BATCH_BYTES;
+/// Bytes the reader asks the socket for at once: one system call usually brings whole frames.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Serve an established connection: a reader task delivers frames from `peer` to the inbox
 /// while this loop writes what arrives on `queue`. Returns when either side ends.
+///
+/// Whatever is queued when the writer wakes goes out in one write (and one flush, which is
+/// when the simulated stream sends), so a burst of replies costs one system call, not one each.
 pub(crate) async fn serve<T>(
     s: &Arc<Shared<T>>,
     stream: TcpStream,
@@ -270,63 +281,116 @@ pub(crate) async fn serve<T>(
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
 {
-    let (rd, mut wr) = tokio::io::split(stream);
+    let (rd, mut wr) = split(stream);
+    let rd = BufReader::with_capacity(READ_BUFFER_BYTES, rd);
     let mut reader: JoinHandle<ConnError> = tokio::spawn(read_loop(s.clone(), rd, peer));
     let mut shutdown = s.shutdown.subscribe();
+    // Built once: a fresh one per message would register with the watch channel each time.
+    let stopped = shutdown.wait_for(|stop| *stop);
+    tokio::pin!(stopped);
+    let mut out = Vec::new();
     let why = loop {
         let next = tokio::select! {
             biased;
-            _ = shutdown.wait_for(|stop| *stop) => break ConnError::Shutdown,
+            _ = &mut stopped => break ConnError::Shutdown,
             ended = &mut reader => break ended.unwrap_or(ConnError::Shutdown),
             next = queue.recv() => next,
         };
         let Some(msg) = next else {
             break ConnError::Shutdown;
         };
-        if let Err(e) = write_msg(s, &mut wr, msg).await {
+        out.clear();
+        let mut batched = encode_msg(s, &mut out, msg);
+        while out.len() < WRITE_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(msg) => batched += encode_msg(s, &mut out, msg),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write_batch(s, &mut wr, &out, batched).await {
             break e;
+        }
+        if out.capacity() > WRITE_BUFFER_KEEP_BYTES {
+            out = Vec::new();
         }
     };
     reader.abort();
     why
 }
 
-async fn write_msg<T, W>(s: &Shared<T>, wr: &mut W, msg: T) -> Result<(), ConnError>
+/// The two halves of a connection. Tokio's owned halves share no lock (the generic
+/// `tokio::io::split` takes a mutex on every read and write, contended whenever the reader
+/// and the writer run at once); madsim's simulated stream has only the generic split.
+#[cfg(not(madsim))]
+fn split(
+    stream: TcpStream,
+) -> (
+    tokio::net::tcp::OwnedReadHalf,
+    tokio::net::tcp::OwnedWriteHalf,
+) {
+    stream.into_split()
+}
+
+#[cfg(madsim)]
+fn split(
+    stream: TcpStream,
+) -> (
+    tokio::io::ReadHalf<TcpStream>,
+    tokio::io::WriteHalf<TcpStream>,
+) {
+    tokio::io::split(stream)
+}
+
+/// Append `msg`'s frame to `out`; 1 if it was, 0 if it was dropped (too big, or does not
+/// encode: our own bug, which must not cost the connection).
+fn encode_msg<T>(s: &Shared<T>, out: &mut Vec<u8>, msg: T) -> u64
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
-    W: AsyncWrite + Unpin,
 {
-    let packet = Packet::Msg(msg);
-    match timeout(
-        s.cfg.write_timeout(),
-        write_frame(wr, &packet, s.cfg.frame_size_max_bytes),
-    )
-    .await
-    {
-        Ok(Ok(())) => {
-            bump(&s.counters.frames_sent);
-            Ok(())
-        }
-        Ok(Err(FrameError::Oversize { len, max })) => {
-            // Our own message is too big: drop it, keep the connection.
+    match encode_into(&Packet::Msg(msg), out, s.cfg.frame_size_max_bytes) {
+        Ok(()) => 1,
+        Err(FrameError::Oversize { len, max }) => {
             bump(&s.counters.messages_dropped);
             warn!(me = %s.me.node, "dropping outbound message of {len} bytes (frame_size_max_bytes = {max})");
-            Ok(())
+            0
         }
-        Ok(Err(FrameError::Encode(e))) => {
+        Err(e) => {
             bump(&s.counters.messages_dropped);
             warn!(me = %s.me.node, "dropping outbound message that does not encode: {e}");
-            Ok(())
-        }
-        Ok(Err(e)) => {
-            bump(&s.counters.messages_dropped);
-            Err(e.into())
-        }
-        Err(_) => {
-            bump(&s.counters.messages_dropped);
-            Err(ConnError::Timeout(s.cfg.write_timeout_ms, "write"))
+            0
         }
     }
+}
+
+/// Write the `frames` frames in `bytes` and flush, within the write timeout.
+async fn write_batch<T, W>(
+    s: &Shared<T>,
+    wr: &mut W,
+    bytes: &[u8],
+    frames: u64,
+) -> Result<(), ConnError>
+where
+    W: AsyncWrite + Unpin,
+{
+    if frames == 0 {
+        return Ok(());
+    }
+    let write = async {
+        wr.write_all(bytes).await?;
+        wr.flush().await
+    };
+    let failed = match timeout(s.cfg.write_timeout(), write).await {
+        Ok(Ok(())) => {
+            s.counters.frames_sent.fetch_add(frames, Ordering::Relaxed);
+            return Ok(());
+        }
+        Ok(Err(e)) => ConnError::Frame(FrameError::Io(e)),
+        Err(_) => ConnError::Timeout(s.cfg.write_timeout_ms, "write"),
+    };
+    s.counters
+        .messages_dropped
+        .fetch_add(frames, Ordering::Relaxed);
+    Err(failed)
 }
 
 /// Read frames from `peer` into the inbox until the stream ends or misbehaves.
