@@ -126,6 +126,9 @@ pub enum Command {
     /// Benchmarks (numbers go to docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Run a fault scenario in the deterministic simulator: one seed, a sweep, a trace, a
+    /// timeline page, or a shrunk failing run (docs/simulation.md).
+    Sim(crate::sim::SimArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -24,6 +24,8 @@ mod dev;
 mod meta_backend;
 mod nodes;
 mod roles;
+mod sim;
+mod sim_html;
 mod ts;
 mod ts_rows;
 
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
             bench_cluster::run(args).map_err(|e| e.to_string())
         }
         Command::Ts { cmd, conn } => ts::run(cmd, &conn).map_err(|e| e.to_string()),
+        Command::Sim(args) => sim::run_cmd(args).map_err(|e| e.to_string()),
         other => commands::run(other).map_err(|e| e.to_string()),
     };
     match result {
