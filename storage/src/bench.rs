@@ -414,6 +414,10 @@ pub fn run(env: &dyn BenchEnv, workload: Workload, o: &BenchOptions) -> StorageR
         }
     };
     let st = bed.tablet.stats();
+    // Workloads without a background worker sample the memtables once, at the end.
+    report.memtable_peak_bytes = report
+        .memtable_peak_bytes
+        .max(bed.tablet.approximate_size_bytes().1);
     report.wal_syncs = st.wal_syncs;
     report.flushes = st.flushes;
     report.compactions = st.compactions;
