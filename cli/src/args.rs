@@ -269,15 +269,15 @@ pub struct EngineArgs {
     pub workloads: Vec<String>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-}
-
-#[derive(Args, Debug)]
     /// Tablet size the split workload always builds.
     #[arg(long, default_value_t = 10 << 20)]
     pub split_small_bytes: u64,
     /// Also build and split a tablet of this size (e.g. 1073741824 for 1 GiB).
     #[arg(long)]
     pub split_large_bytes: Option<u64>,
+}
+
+#[derive(Args, Debug)]
 pub struct ClusterBenchArgs {
     /// Scratch folder (emptied before and removed after).
     #[arg(long, default_value = "/tmp/shale-bench-cluster")]

@@ -59,10 +59,10 @@ fn main() -> ExitCode {
             fillsync_num: args.fillsync_num,
             workloads: args.workloads,
             seed: args.seed,
-        })
-        .map_err(|e| e.to_string()),
             split_small_bytes: args.split_small_bytes,
             split_large_bytes: args.split_large_bytes,
+        })
+        .map_err(|e| e.to_string()),
         Command::Bench(BenchCommand::Cluster(args)) => {
             bench_cluster::run(args).map_err(|e| e.to_string())
         }
