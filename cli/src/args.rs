@@ -56,7 +56,12 @@ pub enum Command {
         row: String,
         /// FAMILY:QUALIFIER
         column: String,
-        value: String,
+        /// The value (or give --value-file).
+        #[arg(required_unless_present = "value_file", conflicts_with = "value_file")]
+        value: Option<String>,
+        /// Read the value from this file instead (large or binary values).
+        #[arg(long, value_name = "PATH")]
+        value_file: Option<std::path::PathBuf>,
         #[command(flatten)]
         conn: Conn,
     },

@@ -10,9 +10,10 @@
 //! Must not: contain role behaviour (the actors own it) or read flags and env (callers do).
 
 use crate::meta_backend::MetaBackendChoice;
+use crate::settings::Settings;
 use shale_actors::cluster::ClusterNode;
 use shale_actors::master::{Master, MasterConfig};
-use shale_actors::meta::{MetaConfig, MetaStore};
+use shale_actors::meta::MetaStore;
 use shale_actors::node::{NodeConfig, TabletNode};
 use shale_actors::proto::ClusterMsg;
 use shale_actors::{Addr, Epoch, NodeId};
@@ -80,6 +81,8 @@ pub struct RoleEnv {
     pub meta_backend: MetaBackendChoice,
     /// Disk each tablet node started with this environment offers to partitions.
     pub node_disk_bytes: u64,
+    /// Role settings over the actors' defaults (the config file's tables; empty for dev).
+    pub settings: Settings,
 }
 
 impl RoleEnv {
@@ -98,6 +101,7 @@ impl RoleEnv {
             meta_addr,
             meta_backend: MetaBackendChoice::Embedded,
             node_disk_bytes: DEFAULT_NODE_DISK_BYTES,
+            settings: Settings::default(),
         })
     }
 }
@@ -148,7 +152,7 @@ async fn start_role(
 }
 
 pub async fn start_meta(env: &RoleEnv, listen: SocketAddr) -> Result<Running, ClusterError> {
-    let config = MetaConfig::default();
+    let config = env.settings.meta_config();
     let backend = env.meta_backend.open(env.fs.clone(), META_DIR, &config)?;
     tracing::info!(backend = %env.meta_backend.describe(), "meta store backend open");
     start_role(env, "meta", META_NODE, listen, BTreeMap::new(), |_| {
@@ -170,7 +174,10 @@ pub async fn start_master(
     let fs = env.fs.clone();
     start_role(env, "master", node, listen, all, |bound| {
         let addr = Addr(advertise.unwrap_or_else(|| bound.to_string()));
-        ClusterNode::Master(Master::new(MasterConfig::new(META_NODE, addr), fs))
+        let cfg = env
+            .settings
+            .master_config(MasterConfig::new(META_NODE, addr));
+        ClusterNode::Master(Master::new(cfg, fs))
     })
     .await
 }
@@ -187,7 +194,9 @@ pub async fn start_tablet_node(
     let disk = env.node_disk_bytes;
     start_role(env, "tabletnode", node, listen, peers, |bound| {
         let addr = Addr(advertise.unwrap_or_else(|| bound.to_string()));
-        let mut config = NodeConfig::new(name, addr, META_NODE);
+        let mut config = env
+            .settings
+            .node_config(NodeConfig::new(name, addr, META_NODE));
         config.total_disk_bytes = disk;
         ClusterNode::Node(TabletNode::new(config, fs))
     })

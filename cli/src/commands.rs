@@ -5,6 +5,7 @@
 
 use crate::args::{Command, Conn, NodeCmd, TableCmd, TabletCmd};
 use serde_json::{json, Value};
+use shale_actors::proto::limits::InputError;
 use shale_client::{
     BlockingClient, ClientOptions, ColumnSpec, DeleteTarget, FamilyDesc, NodeId, ReadFilter,
     RowOut, ScanOptions, Schema, TableInfo, TabletId, TabletInfo,
@@ -20,6 +21,31 @@ pub enum CmdError {
     Address(String, String),
     #[error("bad argument: {0}")]
     Arg(String),
+    #[error("cannot read {path}: {why}")]
+    ValueFile { path: String, why: String },
+}
+
+/// A value read from `path`. A file larger than the client accepts gets the client's own
+/// typed error, decided from its length before reading, so a huge file is never loaded.
+fn value_from_file(path: &std::path::Path, max: usize) -> Result<Vec<u8>, CmdError> {
+    use std::io::Read;
+    let io = |e: std::io::Error| CmdError::ValueFile {
+        path: path.display().to_string(),
+        why: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let max64 = u64::try_from(max).unwrap_or(u64::MAX);
+    if len > max64 {
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        return Err(shale_client::Error::Invalid(InputError::ValueTooLarge { len, max }).into());
+    }
+    let mut value = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // One byte past the limit: a file that grew since is then refused by the client's check.
+    file.take(max64.saturating_add(1))
+        .read_to_end(&mut value)
+        .map_err(io)?;
+    Ok(value)
 }
 
 /// Locality group every family created from the command line goes in.
@@ -160,11 +186,21 @@ pub fn run(cmd: Command) -> Result<(), CmdError> {
             row,
             column: col,
             value,
+            value_file,
             conn,
         } => {
             let (family, q) = column(&col, false)?;
             let q = q.unwrap_or_default();
-            connect(&conn)?.put(&table, row.as_bytes(), &family, &q, value.as_bytes())?;
+            let client = connect(&conn)?;
+            let value = match (value, value_file) {
+                (_, Some(path)) => {
+                    value_from_file(&path, client.inner().options().core.value_bytes_max)?
+                }
+                (Some(v), None) => v.into_bytes(),
+                // clap requires one of the two.
+                (None, None) => return Err(CmdError::Arg("a value or --value-file".into())),
+            };
+            client.put(&table, row.as_bytes(), &family, &q, &value)?;
             done(format!("put {row} {col}"), conn.json);
             Ok(())
         }

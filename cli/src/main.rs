@@ -7,7 +7,8 @@
 //! Map: `args.rs` the clap definitions; `commands.rs` client commands and their output;
 //! `nodes.rs` `node list`; `ts.rs` / `ts_rows.rs` time-series tables (`shale ts`);
 //! `meta_backend.rs` `--meta-backend`; `cluster.rs` the server roles on TCP; `dev.rs` the
-//! local cluster; `roles.rs` one role per process; `bench.rs` / `bench_cluster.rs` benchmarks.
+//! local cluster; `roles.rs` one role per process and `settings.rs` its role settings;
+//! `bench.rs` / `bench_cluster.rs` benchmarks.
 //!
 //! Must not: hold cluster logic of its own.
 
@@ -24,6 +25,7 @@ mod dev;
 mod meta_backend;
 mod nodes;
 mod roles;
+mod settings;
 mod sim;
 mod sim_html;
 mod ts;

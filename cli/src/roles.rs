@@ -1,11 +1,13 @@
 //! `shale meta|master|tabletnode`: one role per process, configured by a TOML file whose keys
-//! flags and env override (documented in docs/operations.md). Runs until Ctrl-C.
+//! flags and env override (documented in docs/operations.md). Runs until Ctrl-C. The file's
+//! `[metastore]`, `[master]` and `[tabletnode]` tables tune the roles (`settings.rs`).
 //!
 //! Must not: contain role behaviour (`cluster.rs` starts the actors).
 
 use crate::args::RoleArgs;
 use crate::cluster::{self, ClusterError, RoleEnv, MASTER_NODE, TABLET_NODE_BASE};
 use crate::meta_backend::MetaBackendChoice;
+use crate::settings::{MasterSettings, MetaSettings, NodeSettings, Settings, SettingsError};
 use serde::Deserialize;
 use shale_actors::NodeId;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -26,6 +28,9 @@ pub struct RoleFile {
     pub meta_backend: Option<String>,
     /// Tablet node: disk offered to time-series partitions.
     pub total_disk_bytes: Option<u64>,
+    pub metastore: Option<MetaSettings>,
+    pub master: Option<MasterSettings>,
+    pub tabletnode: Option<NodeSettings>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +48,8 @@ pub enum RoleError {
     Missing(String),
     #[error("bad address {0:?}: {1}")]
     Address(String, String),
+    #[error("bad settings: {0}")]
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error("cannot start the runtime: {0}")]
@@ -79,11 +86,20 @@ fn merged(args: RoleArgs) -> Result<RoleFile, RoleError> {
         name: args.name.or(file.name),
         meta_backend: args.meta_backend.or(file.meta_backend),
         total_disk_bytes: args.total_disk_bytes.or(file.total_disk_bytes),
+        metastore: file.metastore,
+        master: file.master,
+        tabletnode: file.tabletnode,
     })
 }
 
 pub fn run(role: Role, args: RoleArgs) -> Result<(), RoleError> {
-    let cfg = merged(args)?;
+    let mut cfg = merged(args)?;
+    let settings = Settings {
+        metastore: cfg.metastore.take().unwrap_or_default(),
+        master: cfg.master.take().unwrap_or_default(),
+        tabletnode: cfg.tabletnode.take().unwrap_or_default(),
+    };
+    settings.check()?;
     let cluster_id = cfg
         .cluster_id
         .clone()
@@ -112,6 +128,7 @@ pub fn run(role: Role, args: RoleArgs) -> Result<(), RoleError> {
         .map_err(RoleError::Runtime)?;
     rt.block_on(async {
         let mut env = RoleEnv::open(&cluster_id, &data, meta_addr)?;
+        env.settings = settings;
         env.meta_backend = MetaBackendChoice::parse(cfg.meta_backend.as_deref().unwrap_or(""))
             .map_err(ClusterError::from)?;
         if let Some(disk) = cfg.total_disk_bytes {

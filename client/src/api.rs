@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use shale_actors::client::{ClientConfig, OpInput, OpOutput, OpResult};
 use shale_actors::meta::{Schema, TableStatus, TabletId};
 use shale_actors::proto::admin::{
-    AdminCall, AdminReply, ClusterStatus, NodeInfo, TableInfo, TabletInfo,
+    AdminCall, AdminError, AdminReply, ClusterStatus, NodeInfo, TableInfo, TabletInfo,
 };
 use shale_actors::proto::data::{Condition, Mutation, ReadFilter, RowMutation, RowOut};
 use shale_actors::proto::ClusterMsg;
@@ -29,6 +29,9 @@ use tokio::task::JoinHandle;
 pub const META_NODE: NodeId = NodeId(1);
 /// The cluster id hosts present in their handshake unless configured otherwise.
 pub const DEFAULT_CLUSTER_ID: &str = "shale";
+/// Pauses between drop attempts while the table's disable is still unloading.
+const DROP_RETRY_PAUSE_MIN: Duration = Duration::from_millis(50);
+const DROP_RETRY_PAUSE_MAX: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -395,11 +398,27 @@ impl ShaleClient {
             .map(|_| ())
     }
 
+    /// Drop a disabled table. A disable answers once it is durable and unloads the tablets
+    /// afterwards; until those unloads end the master refuses a drop ("another table
+    /// procedure is running", a `WrongTableStatus` carrying `Disabled`). That refusal is
+    /// retried with backoff for at most `op_timeout`, so disable-then-drop just works; every
+    /// other refusal (the table is enabled, or gone) returns at once.
     pub async fn drop_table(&self, name: &str) -> Result<()> {
         self.forget(name);
-        self.admin(AdminCall::DropTable { name: name.into() })
-            .await
-            .map(|_| ())
+        let t0 = Instant::now();
+        let mut pause = DROP_RETRY_PAUSE_MIN;
+        loop {
+            match self.admin(AdminCall::DropTable { name: name.into() }).await {
+                Err(Error::Admin(AdminError::WrongTableStatus {
+                    status: TableStatus::Disabled,
+                    ..
+                })) if t0.elapsed() + pause < self.opts.op_timeout => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(DROP_RETRY_PAUSE_MAX);
+                }
+                r => return r.map(|_| ()),
+            }
+        }
     }
 
     pub async fn alter_table(&self, name: &str, schema: Schema) -> Result<()> {

@@ -83,8 +83,10 @@ impl MasterConfig {
             control_retries_max: 3,
             control_retry_backoff_ms: 200,
             proc_retry_ms: 1_000,
-            query_interval_ms: 5_000,
-            query_deadline_ms: 2_000,
+            // Rounds also notice dead nodes, so the interval is part of the failover time
+            // (docs/operations.md, "Failover").
+            query_interval_ms: 1_000,
+            query_deadline_ms: 500,
             split_size_bytes: 512 << 20,
             merge_size_bytes: 16 << 20,
             splits_per_round_max: 4,
@@ -98,7 +100,7 @@ impl MasterConfig {
             gc_deletes_per_round_max: 16,
             gc_list_every_rounds: 6,
             trash_grace_ms: 3_600_000,
-            clock_skew_margin_ms: 2_000,
+            clock_skew_margin_ms: 500,
             load_retry_ms: 1_000,
             procedures_max: 256,
             stat_rows_per_txn_max: 200,

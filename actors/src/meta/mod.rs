@@ -101,9 +101,11 @@ impl Default for MetaConfig {
     fn default() -> Self {
         Self {
             master_lease: Duration::from_secs(10),
-            node_lease: Duration::from_secs(6),
-            node_down_margin: Duration::from_secs(2),
-            node_check_interval: Duration::from_secs(1),
+            // Failover budget (docs/operations.md, "Failover"): a dead node's tablets are
+            // reassigned after at most lease + margin + one query interval, plus the loads.
+            node_lease: Duration::from_millis(2_500),
+            node_down_margin: Duration::from_millis(500),
+            node_check_interval: Duration::from_millis(250),
             load_retry_interval: Duration::from_millis(500),
             log_records_before_snapshot_max: 10_000,
             batch_len_max: 256,

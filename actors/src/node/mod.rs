@@ -87,7 +87,8 @@ impl NodeConfig {
             name: name.into(),
             addr,
             meta,
-            heartbeat_interval: Duration::from_secs(1),
+            // Five heartbeats per default node lease (2.5 s): four may be lost in a row.
+            heartbeat_interval: Duration::from_millis(500),
             total_disk_bytes: 0,
             storage_report_interval: Duration::from_secs(300),
             used_disk_bytes: None,
