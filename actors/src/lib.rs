@@ -13,6 +13,8 @@ pub mod kernel;
 pub mod master;
 pub mod meta;
 pub mod node;
+#[cfg(feature = "planted-bugs")]
+pub mod planted;
 pub mod proto;
 
 pub use kernel::{

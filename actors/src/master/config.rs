@@ -67,6 +67,9 @@ pub struct MasterConfig {
     /// Folder of live tables (`<root>/<table>/t<id>`) and of dropped tables' trash.
     pub tables_root: String,
     pub trash_root: String,
+    /// Planted bugs live in this run (tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted: crate::planted::PlantedBugs,
 }
 
 impl MasterConfig {
@@ -107,6 +110,8 @@ impl MasterConfig {
             scan_page_len: 1_000,
             tables_root: "tables".into(),
             trash_root: "trash".into(),
+            #[cfg(feature = "planted-bugs")]
+            planted: crate::planted::PlantedBugs::NONE,
         }
     }
 

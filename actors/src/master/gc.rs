@@ -97,6 +97,14 @@ impl Master {
             }
             let prefix = format!("{dir}/");
             let tablets: Vec<_> = self.st.tablets_of(&c.table).collect();
+            #[cfg(feature = "planted-bugs")]
+            let tablets: Vec<_> = match self.cfg.planted.gc_ignores_loading {
+                true => tablets
+                    .into_iter()
+                    .filter(|t| t.rec.status != TabletStatus::Loading)
+                    .collect(),
+                false => tablets,
+            };
             let in_use = tablets.iter().any(|t| {
                 t.reported
                     .as_ref()

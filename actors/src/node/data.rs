@@ -66,6 +66,11 @@ impl TabletNode {
             });
         }
         let tid = req.tablet;
+        #[cfg(feature = "planted-bugs")]
+        let current = match self.config.planted.lease_fencing_off {
+            true => req.node_epoch,
+            false => current,
+        };
         let value_max = self.config.value_bytes_max;
         let s = self
             .tablets

@@ -84,6 +84,9 @@ pub struct NodeConfig {
 impl NodeConfig {
     pub fn new(name: impl Into<String>, addr: Addr, meta: NodeId) -> Self {
         Self {
+    /// Planted bugs live in this run (tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted: crate::planted::PlantedBugs,
             name: name.into(),
             addr,
             meta,
@@ -115,6 +118,8 @@ impl NodeConfig {
 impl std::fmt::Debug for NodeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeConfig")
+            #[cfg(feature = "planted-bugs")]
+            planted: crate::planted::PlantedBugs::NONE,
             .field("name", &self.name)
             .field("addr", &self.addr)
             .field("meta", &self.meta)

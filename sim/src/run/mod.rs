@@ -148,8 +148,20 @@ fn check_triggers(s: &Scenario) -> Result<(), RunError> {
 
 /// Run `s` once with `seed`.
 pub fn run(s: &Scenario, seed: u64, opts: &RunOptions) -> Result<ScenarioReport, RunError> {
+    run_configured(s, seed, opts, |_| {})
+}
+
+/// [`run`], with `configure` adjusting the cluster settings the scenario asks for before the
+/// cluster is built (tests use it to switch the actors' planted bugs per run).
+pub fn run_configured(
+    s: &Scenario,
+    seed: u64,
+    opts: &RunOptions,
+    configure: impl FnOnce(&mut ClusterConfig),
+) -> Result<ScenarioReport, RunError> {
     check_triggers(s)?;
     let mut cfg = cluster_config(s, seed);
+    configure(&mut cfg);
     let net = cfg.net.clone();
     // Setup (election, tables) runs on a clean network; the scenario's network starts with
     // the workload.

@@ -244,6 +244,14 @@ fn commit(m: &mut Master, p: &mut Procedure, mut g: MergeProc, ctx: &mut Ctx<'_,
         version: l.version.max(r.version) + 1,
         parents: vec![g.left, g.right],
     };
+    #[cfg(feature = "planted-bugs")]
+    let merged = match m.cfg.planted.merge_wrong_range {
+        true => TabletRecord {
+            end: l.end.clone(),
+            ..merged
+        },
+        false => merged,
+    };
     g.phase = MergePhase::Committing;
     p.body = ProcBody::Merge(g.clone());
     let ops = vec![
