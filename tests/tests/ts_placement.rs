@@ -91,7 +91,10 @@ fn run(seed: u64) {
     }
     c.run_for(Duration::from_millis(3 + seed % 7));
     let finished = ops.iter().filter(|o| c.completion(**o).is_some()).count();
-    assert!(finished < ops.len(), "the crash must hit creations in flight");
+    assert!(
+        finished < ops.len(),
+        "the crash must hit creations in flight"
+    );
     c.sim.crash(META).unwrap();
     c.run_for(Duration::from_millis(700));
     c.sim.restart(META).unwrap();

@@ -108,7 +108,11 @@ mod tests {
         man.append(b"ab")?;
         assert_eq!(fs.appended_bytes("sst"), 5);
         assert_eq!(fs.appended_bytes("wal"), 0);
-        assert_eq!(fs.appended_bytes(""), 2, "MANIFEST-1 counts as no extension");
+        assert_eq!(
+            fs.appended_bytes(""),
+            2,
+            "MANIFEST-1 counts as no extension"
+        );
         assert_eq!(fs.len("d/0000000001-00000002.sst")?, 5);
         fs.sync_dir("d")?;
         assert_eq!(

@@ -109,5 +109,8 @@ fn placement_is_stable_across_a_crash_with_reports_in_flight() {
             Some(other) => panic!("{other:?}"),
         }
     }
-    assert_eq!(acknowledged, 3, "rounds 0..=2 synced and were acknowledged, 3.. were lost");
+    assert_eq!(
+        acknowledged, 3,
+        "rounds 0..=2 synced and were acknowledged, 3.. were lost"
+    );
 }
