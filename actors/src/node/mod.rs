@@ -79,14 +79,14 @@ pub struct NodeConfig {
     pub load_estimate: Duration,
     pub flush_estimate: Duration,
     pub split_estimate: Duration,
+    /// Planted bugs live in this run (tests only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted: crate::planted::PlantedBugs,
 }
 
 impl NodeConfig {
     pub fn new(name: impl Into<String>, addr: Addr, meta: NodeId) -> Self {
         Self {
-    /// Planted bugs live in this run (tests only).
-    #[cfg(feature = "planted-bugs")]
-    pub planted: crate::planted::PlantedBugs,
             name: name.into(),
             addr,
             meta,
@@ -111,6 +111,8 @@ impl NodeConfig {
             load_estimate: Duration::from_millis(10),
             flush_estimate: Duration::from_millis(10),
             split_estimate: Duration::from_millis(10),
+            #[cfg(feature = "planted-bugs")]
+            planted: crate::planted::PlantedBugs::NONE,
         }
     }
 }
@@ -118,8 +120,6 @@ impl NodeConfig {
 impl std::fmt::Debug for NodeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeConfig")
-            #[cfg(feature = "planted-bugs")]
-            planted: crate::planted::PlantedBugs::NONE,
             .field("name", &self.name)
             .field("addr", &self.addr)
             .field("meta", &self.meta)
