@@ -40,10 +40,14 @@ for scenario in scenarios/*.toml; do
   RUST_LOG=off "$TARGET_DIR/release/shale" sim --scenario "$scenario" --seeds "$SIM_SEEDS"
 done
 
-step "tests (RUSTFLAGS=--cfg madsim: host and transport in simulated network and time)"
+step "tests (RUSTFLAGS=--cfg madsim: host, transport and a small cluster in simulated network and time)"
 # RUSTDOCFLAGS too: rustdoc type-checks the crate to collect doctests, and its cfg must match
 # the madsim-tokio it links against (the transport picks its stream halves by cfg).
 CARGO_TARGET_DIR=$MADSIM_TARGET_DIR RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" \
   cargo test -p shale-net --locked --no-fail-fast
+# A whole cluster (meta store, master, 3 tablet nodes, a client) on the real async host inside
+# madsim: a node killed and restarted, a clogged link, every acknowledged row read back.
+CARGO_TARGET_DIR=$MADSIM_TARGET_DIR RUSTFLAGS="--cfg madsim" RUSTDOCFLAGS="--cfg madsim" \
+  cargo test -p shale-client --test madsim_cluster --locked --no-fail-fast
 
 step "all tests passed"
