@@ -59,6 +59,11 @@ impl TabletNode {
             return Err(DataError::LeaseExpired);
         }
         let current = self.epoch().unwrap_or_default();
+        #[cfg(feature = "planted-bugs")]
+        let current = match self.config.planted.lease_fencing_off {
+            true => req.node_epoch,
+            false => current,
+        };
         if req.node_epoch != current {
             return Err(DataError::StaleEpoch {
                 asked: req.node_epoch,
@@ -66,11 +71,6 @@ impl TabletNode {
             });
         }
         let tid = req.tablet;
-        #[cfg(feature = "planted-bugs")]
-        let current = match self.config.planted.lease_fencing_off {
-            true => req.node_epoch,
-            false => current,
-        };
         let value_max = self.config.value_bytes_max;
         let s = self
             .tablets
