@@ -127,6 +127,8 @@ pub struct TabletNode {
     /// The one armed lease check.
     pub(super) lease_timer: Option<TimerId>,
     pub(super) counters: NodeCounters,
+    /// Mutation requests already received, so a duplicate is never applied twice.
+    pub(super) seen_mutations: super::dedup::SeenRequests,
 }
 
 impl TabletNode {
@@ -147,6 +149,7 @@ impl TabletNode {
             last_query_at: None,
             lease_timer: None,
             counters: NodeCounters::default(),
+            seen_mutations: super::dedup::SeenRequests::default(),
         }
     }
 

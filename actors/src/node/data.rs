@@ -25,6 +25,13 @@ impl TabletNode {
     pub(super) fn on_data(&mut self, from: NodeId, req: DataRequest, ctx: &mut Ctx<'_, Self>) {
         let caller = Caller { from, id: req.id };
         let tablet = req.tablet;
+        let max = self.config.seen_mutations_max;
+        if super::dedup::is_mutation(&req.op) && !self.seen_mutations.first_sight(from, req.id, max)
+        {
+            // A network duplicate: the first copy was (or is being) answered.
+            ctx.mark("node.duplicate_mutation_dropped");
+            return;
+        }
         if let Err(e) = self.admit(caller, req, ctx) {
             match &e {
                 DataError::StaleEpoch { .. } => {

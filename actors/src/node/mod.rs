@@ -9,9 +9,9 @@
 //!
 //! Map: `actor.rs` the actor, dispatch and job bookkeeping; `lease.rs` registration,
 //! heartbeats and lease lapse; `control.rs` master commands; `data.rs` admission of data
-//! operations (fencing, validation, timestamps, the per-tablet write lane); `served.rs` the
-//! per-tablet state; `work.rs` the job closures (engine calls); `convert.rs` wire <-> engine
-//! shapes.
+//! operations (fencing, validation, timestamps, the per-tablet write lane); `dedup.rs` drops
+//! duplicated copies of mutations; `served.rs` the per-tablet state; `work.rs` the job
+//! closures (engine calls); `convert.rs` wire <-> engine shapes.
 //!
 //! Must not: delete shared files (the master's GC does), read a clock or do disk work on its
 //! own turn, or guess when a request cannot be served at exactly the version it names.
@@ -20,6 +20,7 @@ mod actor;
 mod control;
 mod convert;
 mod data;
+mod dedup;
 mod lease;
 mod served;
 mod work;
@@ -68,6 +69,9 @@ pub struct NodeConfig {
     pub done_splits_max: usize,
     /// Control requests waiting on one tablet's running command (retries join it).
     pub control_waiters_max: usize,
+    /// Data mutations remembered by (sender, request id), so a duplicated copy delivered
+    /// later is dropped instead of applied twice (`dedup.rs`).
+    pub seen_mutations_max: usize,
     pub value_bytes_max: usize,
     /// Added to the clock when a tablet is loaded, as the floor of its server timestamps, so
     /// a tablet moved from a node whose clock runs ahead (within this margin) still orders new
@@ -104,6 +108,8 @@ impl NodeConfig {
             background_jobs_max: 2,
             done_splits_max: 256,
             control_waiters_max: 16,
+            // Far more than a node receives within a message's lifetime in the network.
+            seen_mutations_max: 65_536,
             value_bytes_max: crate::proto::limits::VALUE_BYTES_MAX_DEFAULT,
             clock_skew_margin: Duration::from_millis(500),
             commit_estimate: Duration::from_millis(2),

@@ -4,8 +4,10 @@
 //!
 //! - Legal transitions: every tablet status the meta store takes is fed to a
 //!   [`TransitionChecker`] built from the master's own table (`master::transitions`). A tablet
-//!   must be born Offline. After a meta store restart the durable state is taken as the new
-//!   baseline (records it lost were never acknowledged, so nobody acted on them).
+//!   must be born Offline. After a meta store restart, and after the store reloads from its
+//!   backend because a disk job failed, the durable state is taken as the new baseline: the
+//!   records it lost were never acknowledged (replies wait until durable), so nobody acted on
+//!   them, and a status that goes back to its durable value is a rollback, not a transition.
 //! - Single owner at the latest version: among nodes whose lease is valid on their own clock,
 //!   the ranges of tablets that admit reads must not overlap within a table, every such tablet
 //!   must exist in meta, and its served version must be meta's version.
@@ -71,6 +73,10 @@ pub(super) struct Observer {
     /// Meta revision last observed; `None` after a meta restart (next observation is a
     /// baseline).
     revision: Option<u64>,
+    /// The meta store's recovery count when last observed: a change means it rebuilt its
+    /// memory from the backend (kitchen-sink seed 2: failed commit jobs rolled unacknowledged
+    /// statuses back to their durable values, which looked like Ready -> Loading).
+    recoveries: Option<u64>,
     known: BTreeSet<TabletId>,
     deletes_seen: u64,
     pub violations: Vec<Violation>,
@@ -83,6 +89,7 @@ impl Observer {
         Self {
             transitions: TransitionChecker::new(tablet_transition_table()),
             revision: Some(0),
+            recoveries: None,
             known: BTreeSet::new(),
             deletes_seen: 0,
             violations: Vec::new(),
@@ -123,10 +130,13 @@ impl Observer {
             return;
         }
         let rev = meta.state().revision();
-        if self.revision == Some(rev) {
+        let recoveries = meta.counters().recoveries;
+        let reloaded = self.recoveries.is_some_and(|r| r != recoveries);
+        self.recoveries = Some(recoveries);
+        if self.revision == Some(rev) && !reloaded {
             return;
         }
-        let baseline = self.revision.is_none();
+        let baseline = self.revision.is_none() || reloaded;
         self.revision = Some(rev);
         let snap = meta.state().snapshot();
         if baseline {

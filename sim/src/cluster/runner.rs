@@ -398,4 +398,9 @@ impl SimCluster {
         self.sim.pause(id, d)?;
         Ok(())
     }
+    /// Swap the network model from now on (loss, duplication, latency).
+    pub fn set_net(&mut self, net: crate::NetConfig) -> Result<(), ClusterError> {
+        self.sim.set_net(net)?;
+        Ok(())
+    }
 }
