@@ -167,6 +167,11 @@ fn meta_master_and_tablet_nodes_in_separate_processes() {
             .as_array()
             .is_some_and(|n| n.len() == 2 && n.iter().all(|x| x["status"] == "Up"))
     });
+    // The meta store knows a node as soon as it registers; the master learns it on its next
+    // round. Create the table only once the master places tablets on both.
+    eventually("the master sees two nodes up", || {
+        json(&cluster, &["status"])["nodes_up"] == 2
+    });
     ok(
         &cluster,
         &["table", "create", "t", "--family", "cf", "--split", "m"],
