@@ -290,6 +290,13 @@ fn meta_on_mysql_keeps_tables_and_rows_across_a_meta_restart() {
             "100",
         ],
     );
+    // DDL goes to the master, which must hold the lease and know the node first (a create
+    // that times out is not retried: its outcome would be unknown).
+    eventually("the master leads with the node up", || {
+        let (good, out, _) = shale(&m, d, &["status", "--json"]);
+        let status: Value = serde_json::from_str(&out).unwrap_or_default();
+        (good && status["nodes_up"] == 1).then(String::new)
+    });
     ok(&m, d, &["table", "create", "t", "--family", "f"]);
     eventually("a write", || {
         shale(&m, d, &["put", "t", "r1", "f:q", "v1"])
