@@ -5,9 +5,10 @@
 //! Must not: model storage beyond what the master can observe (a first file per created
 //! tablet, inherited file lists for GC).
 
-use crate::kernel::Epoch;
+use crate::kernel::{Epoch, NodeId};
 use crate::meta::TabletId;
 use crate::proto::control::*;
+use crate::proto::ClusterMsg;
 use shale_storage::fs::FileStore;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -25,6 +26,9 @@ pub struct FakeNode {
     pub alive: bool,
     /// Answers nothing (but heartbeats) while set.
     pub mute: bool,
+    /// Query reports are kept in `held` instead of sent while set (released by the test).
+    pub hold_reports: bool,
+    pub held: Vec<(NodeId, ClusterMsg)>,
     pub served: BTreeMap<TabletId, u64>,
     pub fail_next: BTreeMap<Cmd, VecDeque<ControlError>>,
     pub sizes: BTreeMap<TabletId, u64>,

@@ -352,10 +352,17 @@ impl Cluster {
                 if !node.alive || node.mute {
                     return;
                 }
+                let query = matches!(req.cmd, ControlCmd::Query { .. });
                 let result = fake_answer(node, &req, fs.as_ref());
-                let resp = ControlResponse { id: req.id, result };
-                self.net
-                    .push_back((to, from, ClusterMsg::Control(ControlMsg::Response(resp))));
+                let resp = ClusterMsg::Control(ControlMsg::Response(ControlResponse {
+                    id: req.id,
+                    result,
+                }));
+                if query && node.hold_reports {
+                    node.held.push((from, resp));
+                } else {
+                    self.net.push_back((to, from, resp));
+                }
             }
             _ => {}
         }
@@ -554,6 +561,16 @@ impl Cluster {
         if let Some(n) = self.nodes.get_mut(&id) {
             n.alive = false;
             n.served.clear();
+        }
+    }
+
+    /// Send the query reports `node` held back, and stop holding them.
+    pub fn release_reports(&mut self, node: NodeId) {
+        if let Some(n) = self.nodes.get_mut(&node) {
+            n.hold_reports = false;
+            for (to, msg) in std::mem::take(&mut n.held) {
+                self.net.push_back((node, to, msg));
+            }
         }
     }
 
