@@ -30,7 +30,7 @@ else
 fi
 CARGO_TARGET_DIR=$TARGET_DIR cargo test --workspace --locked --doc
 
-step "scenario sweep (release): 25 seeds of each shipped scenario, 250 in all (docs/simulation.md)"
+step "scenario sweep (release): 25 seeds of each shipped scenario, on every core (docs/simulation.md)"
 SIM_SEEDS=${SIM_SEEDS:-25}
 CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --locked -p shale
 for scenario in scenarios/*.toml; do

@@ -65,6 +65,8 @@ pub struct NodeSettings {
     pub heartbeat_interval_ms: Option<u64>,
     pub register_retry_interval_ms: Option<u64>,
     pub value_bytes_max: Option<usize>,
+    /// The node's block cache budget; 0 turns the cache off.
+    pub block_cache_bytes: Option<usize>,
 }
 
 /// All three tables.
@@ -244,6 +246,7 @@ impl Settings {
             s.register_retry_interval_ms.map(ms),
         );
         set(&mut c.value_bytes_max, s.value_bytes_max);
+        set(&mut c.block_cache_bytes, s.block_cache_bytes);
         c
     }
 }
@@ -264,7 +267,7 @@ mod tests {
         let s = parse(
             "[metastore]\nnode_lease_ms = 4000\n\
              [master]\nquery_interval_ms = 2000\nsplit_size_bytes = 1048576\nmerge_size_bytes = 65536\n\
-             [tabletnode]\nheartbeat_interval_ms = 700\n",
+             [tabletnode]\nheartbeat_interval_ms = 700\nblock_cache_bytes = 1048576\n",
         );
         assert_eq!(s.check(), Ok(()));
         let meta = s.meta_config();
@@ -285,6 +288,7 @@ mod tests {
             shale_actors::NodeId(1),
         ));
         assert_eq!(node.heartbeat_interval, Duration::from_millis(700));
+        assert_eq!(node.block_cache_bytes, 1 << 20);
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub struct SimArgs {
     /// Runs the shrinker may spend.
     #[arg(long, default_value_t = 150)]
     pub shrink_budget: u32,
+    /// Seeds run at once in a sweep (default: the machine's cores). The result, the mark
+    /// table and the sweep hash do not depend on it.
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,11 +77,18 @@ pub fn run_cmd(a: SimArgs) -> Result<(), SimCmdError> {
             if a.trace.is_some() || a.html.is_some() {
                 return Err(SimCmdError::TraceOfSweep);
             }
+            let jobs = a.jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            });
+            if jobs == 0 {
+                return Err(SimCmdError::Failed("--jobs must be at least 1".into()));
+            }
             sweep(
                 &s,
                 &path,
                 a.first_seed,
                 n,
+                jobs,
                 a.shrink.then_some(a.shrink_budget),
             )
         }
@@ -199,20 +210,84 @@ fn progress(done: u64, total: u64, failed: usize) {
     );
 }
 
+/// Run seeds `first..first + n` of `s` on `jobs` threads and hand each report to `each` in
+/// seed order, whatever order the runs finished in, so everything derived from them is the
+/// same for any `jobs`. A report waits only until the seeds before it are in, so a long
+/// sweep holds at most about `jobs` reports. Progress goes to stderr as runs finish.
+fn run_seeds(
+    s: &Scenario,
+    first: u64,
+    n: u64,
+    jobs: usize,
+    mut each: impl FnMut(ScenarioReport),
+) -> Result<(), SimCmdError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc;
+    let next = AtomicU64::new(first);
+    let (tx, rx) = mpsc::channel::<(u64, Result<ScenarioReport, RunError>)>();
+    let mut waiting: std::collections::BTreeMap<u64, ScenarioReport> = Default::default();
+    let mut next_out = first;
+    let mut error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(n.max(1) as usize) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= first + n {
+                    return;
+                }
+                let r = run(s, seed, &RunOptions::default());
+                let stop = r.is_err();
+                if tx.send((seed, r)).is_err() || stop {
+                    // The collector is gone or a run could not start: stop taking seeds.
+                    next.store(first + n, Ordering::Relaxed);
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        let (mut finished, mut failed) = (0, 0);
+        progress(0, n, 0);
+        for (seed, r) in rx {
+            match r {
+                Ok(r) => {
+                    finished += 1;
+                    failed += usize::from(!r.passed());
+                    waiting.insert(seed, r);
+                    while let Some(r) = waiting.remove(&next_out) {
+                        each(r);
+                        next_out += 1;
+                    }
+                }
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+            progress(finished, n, failed);
+        }
+    });
+    eprintln!();
+    match error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
 fn sweep(
     s: &Scenario,
     path: &str,
     first: u64,
     n: u64,
+    jobs: usize,
     shrink_budget: Option<u32>,
 ) -> Result<(), SimCmdError> {
     let started = Instant::now();
     let mut marks = MarkSweep::new();
     let mut failed: Vec<(u64, String)> = Vec::new();
     let mut hashes = 0u64;
-    for (i, seed) in (first..first + n).enumerate() {
-        progress(i as u64, n, failed.len());
-        let r = run(s, seed, &RunOptions::default())?;
+    run_seeds(s, first, n, jobs, |r| {
+        let seed = r.seed;
         marks.add_run(&r.marks);
         hashes ^= r.trace_hash.rotate_left((seed % 64) as u32);
         if !r.passed() {
@@ -223,9 +298,7 @@ fn sweep(
                 .unwrap_or_default();
             failed.push((seed, first_v.lines().next().unwrap_or("").to_string()));
         }
-    }
-    progress(n, n, failed.len());
-    eprintln!();
+    })?;
     let secs = started.elapsed().as_secs_f64();
     let listed: Vec<&str> = s.marks.iter().map(String::as_str).collect();
     println!(

@@ -347,3 +347,28 @@ proptest! {
         prop_assert!(found.ops.contains(&i));
     }
 }
+
+/// A hot key's timed-out operations: sixteen writes and sixteen reads that never returned,
+/// called early, then a long sequential stretch that never observes any of them. The memo
+/// keeps this to a few steps per operation; a search without it re-explores the pending
+/// writes before every read and runs out of budget.
+#[test]
+fn pending_operations_of_a_hot_key_do_not_exhaust_the_budget() {
+    let mut h = Vec::new();
+    for c in 0..16 {
+        h.push(pending(100 + c, c, "hot", KvOp::Put(v(&format!("lost{c}")))));
+        h.push(pending(200 + c, c, "hot", KvOp::Get));
+    }
+    let mut t = 100;
+    for i in 0..400 {
+        h.push(put(1, t, t + 5, "hot", &format!("v{i}")));
+        h.push(get(2, t + 10, t + 15, "hot", Some(&format!("v{i}"))));
+        t += 20;
+    }
+    let cfg = LinearizabilityConfig {
+        steps_max_per_key: 20_000,
+        ..LinearizabilityConfig::default()
+    };
+    let r = check_linearizable(&KvModel, &h, &cfg).expect("well-formed history");
+    assert_eq!(r.verdict, Verdict::Linearizable, "{} steps", r.steps);
+}

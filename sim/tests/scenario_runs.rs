@@ -176,6 +176,7 @@ fn shipped_scenarios_pass() {
         .unwrap_or(3);
     for name in [
         "split-under-load",
+        "split-merge-gc",
         "merge-with-crash",
         "query-gc-race",
         "move-with-partition",

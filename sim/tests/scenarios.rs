@@ -8,8 +8,9 @@ use shale_sim::scenario::{
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const SHIPPED: [&str; 10] = [
+const SHIPPED: [&str; 11] = [
     "split-under-load",
+    "split-merge-gc",
     "merge-with-crash",
     "query-gc-race",
     "move-with-partition",

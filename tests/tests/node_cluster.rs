@@ -482,7 +482,19 @@ fn unload_then_load_elsewhere_replays_nothing_and_merge_reunites() {
     );
     let op = c.record_tablet(&moved, Some(NODES[1]), vec![]);
     c.txn(vec![op]);
+    let cache = |c: &Cluster, n| {
+        c.node(n)
+            .config()
+            .tablet
+            .cache
+            .as_ref()
+            .expect("a node opens its tablets over its own block cache")
+            .usage_bytes()
+    };
+    assert_eq!(cache(&c, NODES[1]), 0);
     read_all(&mut c, 50);
+    // The rows now live in the SST the unload flushed; reading them filled the node's cache.
+    assert!(cache(&c, NODES[1]) > 0, "reads went around the block cache");
 
     // Split, unload both children, and merge them back on a third node.
     let left = Cluster::spec(2, b"", key(25).as_bytes(), 1);

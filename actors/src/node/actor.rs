@@ -13,6 +13,7 @@ use crate::meta::{MetaMsg, RequestId, TabletId};
 use crate::proto::control::{ControlMsg, ControlReply, ControlResponse, ServedState};
 use crate::proto::data::{DataError, DataMsg, DataReply, DataResponse};
 use crate::proto::ClusterMsg;
+use shale_storage::cache::BlockCache;
 use shale_storage::fs::FileStore;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -132,7 +133,10 @@ pub struct TabletNode {
 }
 
 impl TabletNode {
-    pub fn new(config: NodeConfig, fs: Arc<dyn FileStore>) -> Self {
+    pub fn new(mut config: NodeConfig, fs: Arc<dyn FileStore>) -> Self {
+        if config.tablet.cache.is_none() && config.block_cache_bytes > 0 {
+            config.tablet.cache = Some(BlockCache::new(config.block_cache_bytes));
+        }
         Self {
             config,
             fs,

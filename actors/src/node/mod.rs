@@ -53,8 +53,13 @@ pub struct NodeConfig {
     pub used_disk_bytes: Option<u64>,
     /// Wait before resending a registration that got no answer.
     pub register_retry_interval: Duration,
-    /// Options every tablet is opened with.
+    /// Options every tablet is opened with. If `tablet.cache` is unset, the node opens its
+    /// tablets over a block cache of its own of `block_cache_bytes`.
     pub tablet: TabletOptions,
+    /// Budget of the block cache shared by the node's tablets (made afresh by each
+    /// incarnation, so nothing cached survives a restart). Zero: no cache, every block read
+    /// from the file store.
+    pub block_cache_bytes: usize,
     /// Tablets served (and loading) at once; further loads are refused.
     pub tablets_max: usize,
     /// Admitted writes and read-modify-writes waiting in one tablet's lane; beyond it `Busy`.
@@ -88,6 +93,9 @@ pub struct NodeConfig {
     pub planted: crate::planted::PlantedBugs,
 }
 
+/// The default block cache of a tablet node: 64 MiB.
+pub const BLOCK_CACHE_BYTES_DEFAULT: usize = 64 << 20;
+
 impl NodeConfig {
     pub fn new(name: impl Into<String>, addr: Addr, meta: NodeId) -> Self {
         Self {
@@ -101,6 +109,7 @@ impl NodeConfig {
             used_disk_bytes: None,
             register_retry_interval: Duration::from_millis(500),
             tablet: TabletOptions::default(),
+            block_cache_bytes: BLOCK_CACHE_BYTES_DEFAULT,
             tablets_max: 4_096,
             lane_ops_max: 4_096,
             group_ops_max: 512,

@@ -54,6 +54,7 @@ pub enum AdminCall {
     },
     SplitTablet {
         tablet: TabletId,
+        #[serde(with = "serde_bytes")]
         key: Option<Vec<u8>>,
     },
     MergeTablets {
@@ -86,7 +87,9 @@ pub struct TableInfo {
 pub struct TabletInfo {
     pub id: TabletId,
     pub table: String,
+    #[serde(with = "serde_bytes")]
     pub start: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub end: Vec<u8>,
     pub status: TabletStatus,
     pub node: Option<NodeId>,

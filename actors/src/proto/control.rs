@@ -33,7 +33,9 @@ pub struct ControlRequest {
 pub struct TabletSpec {
     pub id: TabletId,
     pub table: String,
+    #[serde(with = "serde_bytes")]
     pub start: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub end: Vec<u8>,
     /// The tablet's folder in the file store.
     pub path: String,
@@ -74,6 +76,7 @@ pub enum ControlCmd {
     Split {
         tablet: TabletId,
         version: u64,
+        #[serde(with = "serde_bytes")]
         key: Option<Vec<u8>>,
         left: (TabletId, String),
         right: (TabletId, String),
@@ -102,6 +105,7 @@ pub enum ControlReply {
     },
     Split {
         tablet: TabletId,
+        #[serde(with = "serde_bytes")]
         key: Vec<u8>,
         left_size_bytes: u64,
         right_size_bytes: u64,
@@ -132,6 +136,7 @@ pub struct TabletReport {
     /// master's GC deletes a shared file only when no tablet reports it.
     pub inherited_files: Vec<String>,
     /// A split key that halves the tablet's data, when it is large enough to have one.
+    #[serde(with = "serde_bytes")]
     pub split_key: Option<Vec<u8>>,
 }
 

@@ -34,11 +34,17 @@ pub enum DataOp {
     /// Atomic per row; rows are applied in order. Reply: `Written`.
     Write { rows: Vec<RowMutation> },
     /// Reply: `Row`.
-    Get { row: Vec<u8>, filter: ReadFilter },
+    Get {
+        #[serde(with = "serde_bytes")]
+        row: Vec<u8>,
+        filter: ReadFilter,
+    },
     /// Rows of `[start, end)` clipped to the tablet (empty `end` = the tablet's end), forward
     /// or reverse. Reply: `Scanned`; when `more`, the client continues from `resume`.
     Scan {
+        #[serde(with = "serde_bytes")]
         start: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         end: Vec<u8>,
         reverse: bool,
         limit_rows: u32,
@@ -46,6 +52,7 @@ pub enum DataOp {
     },
     /// Atomic single-row check-and-mutate. Reply: `Checked`.
     CheckAndMutate {
+        #[serde(with = "serde_bytes")]
         row: Vec<u8>,
         check: Condition,
         on_match: Vec<Mutation>,
@@ -53,22 +60,28 @@ pub enum DataOp {
     },
     /// Add `delta` to a cell holding a big-endian i64 (absent = 0). Reply: `Counter`.
     Increment {
+        #[serde(with = "serde_bytes")]
         row: Vec<u8>,
         family: String,
+        #[serde(with = "serde_bytes")]
         qualifier: Vec<u8>,
         delta: i64,
     },
     /// Append bytes to a cell (absent = empty). Reply: `Appended`.
     Append {
+        #[serde(with = "serde_bytes")]
         row: Vec<u8>,
         family: String,
+        #[serde(with = "serde_bytes")]
         qualifier: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         suffix: Vec<u8>,
     },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowMutation {
+    #[serde(with = "serde_bytes")]
     pub row: Vec<u8>,
     pub mutations: Vec<Mutation>,
 }
@@ -77,8 +90,10 @@ pub struct RowMutation {
 pub enum Mutation {
     Put {
         family: String,
+        #[serde(with = "serde_bytes")]
         qualifier: Vec<u8>,
         ts: Option<u64>,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// Every cell of the row (up to now).
@@ -86,10 +101,15 @@ pub enum Mutation {
     /// Every cell of one family of the row.
     DeleteFamily { family: String },
     /// Every version of one column.
-    DeleteColumn { family: String, qualifier: Vec<u8> },
+    DeleteColumn {
+        family: String,
+        #[serde(with = "serde_bytes")]
+        qualifier: Vec<u8>,
+    },
     /// Exactly one version.
     DeleteVersion {
         family: String,
+        #[serde(with = "serde_bytes")]
         qualifier: Vec<u8>,
         ts: u64,
     },
@@ -99,11 +119,17 @@ pub enum Mutation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Condition {
     /// The column has no visible version (put-if-absent).
-    Absent { family: String, qualifier: Vec<u8> },
+    Absent {
+        family: String,
+        #[serde(with = "serde_bytes")]
+        qualifier: Vec<u8>,
+    },
     /// The column's newest value equals `value`.
     Equals {
         family: String,
+        #[serde(with = "serde_bytes")]
         qualifier: Vec<u8>,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
 }
@@ -123,19 +149,23 @@ pub struct ReadFilter {
 pub struct ColumnSpec {
     pub family: String,
     /// `None` = the whole family.
+    #[serde(with = "serde_bytes")]
     pub qualifier: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CellOut {
     pub family: String,
+    #[serde(with = "serde_bytes")]
     pub qualifier: Vec<u8>,
     pub ts: u64,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowOut {
+    #[serde(with = "serde_bytes")]
     pub row: Vec<u8>,
     pub cells: Vec<CellOut>,
 }
@@ -155,6 +185,7 @@ pub enum DataReply {
         /// The tablet may hold more rows in the asked range.
         more: bool,
         /// Where to continue (exclusive for forward scans' last row, see the client).
+        #[serde(with = "serde_bytes")]
         resume: Option<Vec<u8>>,
     },
     Checked {
@@ -164,6 +195,7 @@ pub enum DataReply {
         value: i64,
     },
     Appended {
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
 }

@@ -179,3 +179,33 @@ fn sizes_are_bounded() {
         Err(InputError::TooMany { .. })
     ));
 }
+
+#[test]
+fn byte_fields_keep_the_plain_sequence_encoding() {
+    // Byte fields are serialized as bytes (one write, not one per byte: a tenth of a
+    // simulated run went to per-byte serialization), and bincode writes bytes exactly like a
+    // sequence of u8: a u64 length, then the bytes. So peers built before the change decode
+    // these frames, and the reverse.
+    let cell = CellOut {
+        family: "cf".into(),
+        qualifier: b"q1".to_vec(),
+        ts: 7,
+        value: vec![0, 1, 2, 255],
+    };
+    let as_seq = (
+        "cf".to_string(),
+        vec![b'q', b'1'],
+        7u64,
+        vec![0u8, 1, 2, 255],
+    );
+    let plain = bincode::serialize(&as_seq).expect("encodes");
+    assert_eq!(bincode::serialize(&cell).expect("encodes"), plain);
+    let back: CellOut = bincode::deserialize(&plain).expect("decodes");
+    assert_eq!(back, cell);
+    let spec = ColumnSpec {
+        family: "cf".into(),
+        qualifier: Some(b"q".to_vec()),
+    };
+    let plain = bincode::serialize(&("cf".to_string(), Some(vec![b'q']))).expect("encodes");
+    assert_eq!(bincode::serialize(&spec).expect("encodes"), plain);
+}
