@@ -17,8 +17,10 @@ pub struct PlantedBugs {
     /// Master: a merged tablet's record ends where the left parent ended (the union's end is
     /// taken from the wrong parent).
     pub merge_wrong_range: bool,
-    /// Master: a split's left child is given the parent's whole range instead of ending at
-    /// the split key, so the node that loads it serves keys outside its range.
+    /// Tablet node: a split cuts the children's files just past the key it reports to the
+    /// master, and a load trusts the files' range over the command's, so the left child
+    /// serves the first row the master gave the right child. (Planted in the master, a wider
+    /// child record was refused by the meta store's no-overlap rule and never took effect.)
     pub split_child_outside_range: bool,
 }
 

@@ -177,6 +177,7 @@ fn shipped_scenarios_pass() {
     for name in [
         "split-under-load",
         "split-merge-gc",
+        "gc-while-loading",
         "merge-with-crash",
         "query-gc-race",
         "move-with-partition",

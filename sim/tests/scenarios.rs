@@ -8,9 +8,10 @@ use shale_sim::scenario::{
 use std::collections::BTreeMap;
 use std::path::Path;
 
-const SHIPPED: [&str; 11] = [
+const SHIPPED: [&str; 12] = [
     "split-under-load",
     "split-merge-gc",
+    "gc-while-loading",
     "merge-with-crash",
     "query-gc-race",
     "move-with-partition",

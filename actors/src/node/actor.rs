@@ -160,6 +160,13 @@ impl TabletNode {
     pub fn config(&self) -> &NodeConfig {
         &self.config
     }
+    /// The planted bugs live in this run (all off without the `planted-bugs` feature).
+    pub(super) fn planted(&self) -> super::work::Planted {
+        #[cfg(feature = "planted-bugs")]
+        return self.config.planted;
+        #[cfg(not(feature = "planted-bugs"))]
+        super::work::Planted::default()
+    }
     pub fn counters(&self) -> NodeCounters {
         self.counters
     }

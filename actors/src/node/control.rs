@@ -159,12 +159,13 @@ impl TabletNode {
         info!(tablet = %tid, version = spec.version, ?mode, "loading");
         let fs = Arc::clone(&self.fs);
         let opts = self.config.tablet.clone();
+        let planted = self.planted();
         let job = JobSpec::new("node.load", self.config.load_estimate);
         self.start_tablet_job(
             Purpose::Load { tablet: tid, gen },
             job,
             false,
-            move || NodeJobOutput::Loaded(work::load(fs, &spec, schema, &mode, opts)),
+            move || NodeJobOutput::Loaded(work::load(fs, &spec, schema, &mode, opts, planted)),
             ctx,
         );
     }
@@ -433,12 +434,17 @@ impl TabletNode {
         };
         s.phase = Phase::SplitRunning;
         let gen = s.gen;
+        let planted = self.planted();
         let spec = JobSpec::new("node.split", self.config.split_estimate);
         self.start_tablet_job(
             Purpose::Split { tablet: tid, gen },
             spec,
             true,
-            move || NodeJobOutput::Split(work::split(&engine, cmd.key, &cmd.left, &cmd.right)),
+            move || {
+                NodeJobOutput::Split(work::split(
+                    &engine, cmd.key, &cmd.left, &cmd.right, planted,
+                ))
+            },
             ctx,
         );
     }

@@ -59,12 +59,23 @@ fn storage_tid(id: TabletId) -> shale_storage::tablet::TabletId {
     shale_storage::tablet::TabletId(id.0)
 }
 
+/// The planted bugs the node's jobs act on: the real set with the `planted-bugs` feature,
+/// else a constant with every bug off that the compiler folds away.
+#[cfg(feature = "planted-bugs")]
+pub type Planted = crate::planted::PlantedBugs;
+#[cfg(not(feature = "planted-bugs"))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Planted {
+    pub split_child_outside_range: bool,
+}
+
 pub fn load(
     fs: Arc<dyn FileStore>,
     spec: &TabletSpec,
     schema: Schema,
     mode: &LoadMode,
     opts: TabletOptions,
+    planted: Planted,
 ) -> Result<TabletHandle, LoadError> {
     let refused_or = |e: StorageError| match e {
         StorageError::Fs(FsError::AlreadyExists(p)) => {
@@ -117,7 +128,8 @@ pub fn load(
             spec.id
         )));
     }
-    if tablet.range() != range {
+    // Planted bug (tests only): a loaded tablet's own range is trusted over the command's.
+    if tablet.range() != range && !planted.split_child_outside_range {
         return Err(LoadError::Refused(format!(
             "{} covers another key range than the command names",
             spec.path
@@ -315,6 +327,7 @@ pub fn split(
     key: Option<Vec<u8>>,
     left: &(TabletId, String),
     right: &(TabletId, String),
+    planted: Planted,
 ) -> Result<SplitOutcome, StorageError> {
     tablet.flush()?;
     let key = match key {
@@ -324,8 +337,22 @@ pub fn split(
         })?,
     };
     let metas = tablet.file_metas();
+    // Planted bug (tests only): the children are cut just past the reported key, so the left
+    // child's files say it owns the key the master gives the right child.
+    let cut = match planted.split_child_outside_range {
+        true => {
+            let mut k = key.clone();
+            k.push(0xff);
+            if tablet.range().contains(&k) {
+                k
+            } else {
+                key.clone()
+            }
+        }
+        false => key.clone(),
+    };
     tablet.split(
-        &key,
+        &cut,
         (storage_tid(left.0), &left.1),
         (storage_tid(right.0), &right.1),
     )?;

@@ -243,6 +243,17 @@ impl Observer {
                             });
                         }
                         let range = engine.range();
+                        if range.start != rec.value.start || range.end != rec.value.end {
+                            let text = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+                            found.push(Violation::ServedOutsideRange {
+                                tablet: id,
+                                node: nid,
+                                served_start: text(&range.start),
+                                served_end: text(&range.end),
+                                meta_start: text(&rec.value.start),
+                                meta_end: text(&rec.value.end),
+                            });
+                        }
                         served.entry(rec.value.table.clone()).or_default().push((
                             range.start,
                             range.end,

@@ -40,6 +40,17 @@ pub enum Violation {
         a: (TabletId, NodeId),
         b: (TabletId, NodeId),
     },
+    #[error(
+        "tablet {tablet} served by {node} over [{served_start:?}, {served_end:?}), but meta gives it [{meta_start:?}, {meta_end:?})"
+    )]
+    ServedOutsideRange {
+        tablet: TabletId,
+        node: NodeId,
+        served_start: String,
+        served_end: String,
+        meta_start: String,
+        meta_end: String,
+    },
     #[error("tablet {tablet} served by {node} with a valid lease but absent from meta")]
     ServedNotInMeta { tablet: TabletId, node: NodeId },
     #[error("tablet {tablet} served by {node} at version {served}, meta has {meta}")]

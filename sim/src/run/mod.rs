@@ -97,6 +97,7 @@ pub fn check_of(v: &Violation) -> Option<Check> {
         Violation::IllegalTransition { .. } | Violation::BadBirth { .. } => Check::Transitions,
         Violation::DoubleServe { .. }
         | Violation::ServedNotInMeta { .. }
+        | Violation::ServedOutsideRange { .. }
         | Violation::StaleVersionServed { .. } => Check::SingleOwner,
         Violation::FileDeletedWhileLive { .. } => Check::GcSafety,
         Violation::Coverage { .. } => Check::MetaCoverage,

@@ -179,15 +179,8 @@ fn children(
         version: parent.version + 1,
         parents: vec![s.tablet],
     };
-    #[cfg(feature = "planted-bugs")]
-    let key_left = match m.cfg.planted.split_child_outside_range {
-        true => parent.end.as_slice(),
-        false => key,
-    };
-    #[cfg(not(feature = "planted-bugs"))]
-    let key_left = key;
     Some((
-        child(s.left, parent.start.clone(), key_left.to_vec(), left_size),
+        child(s.left, parent.start.clone(), key.to_vec(), left_size),
         child(s.right, key.to_vec(), parent.end.clone(), right_size),
     ))
 }
