@@ -356,7 +356,12 @@ proptest! {
 fn pending_operations_of_a_hot_key_do_not_exhaust_the_budget() {
     let mut h = Vec::new();
     for c in 0..16 {
-        h.push(pending(100 + c, c, "hot", KvOp::Put(v(&format!("lost{c}")))));
+        h.push(pending(
+            100 + c,
+            c,
+            "hot",
+            KvOp::Put(v(&format!("lost{c}"))),
+        ));
         h.push(pending(200 + c, c, "hot", KvOp::Get));
     }
     let mut t = 100;
