@@ -2,16 +2,17 @@
 # Runs `shale bench engine` and RocksDB's db_bench (bench/db_bench.sh) back to back with the
 # same workload shapes, and prints each workload's ops/sec and the ratio shale / db_bench.
 # Needs Debian's rocksdb-tools (apt-get install -y rocksdb-tools). NUM and FILLSYNC_NUM apply
-# to both.
+# to both; SHALE (default target/release/shale, built first) names another shale binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NUM=${NUM:-1000000}
 FILLSYNC_NUM=${FILLSYNC_NUM:-5000}
 export NUM FILLSYNC_NUM
-cargo build --release -q -p shale
+SHALE=${SHALE:-target/release/shale}
+if [ "$SHALE" = target/release/shale ]; then cargo build --release -q -p shale; fi
 shale_out=$(mktemp); rocks_out=$(mktemp)
 trap 'rm -f "$shale_out" "$rocks_out"' EXIT
-target/release/shale bench engine --num "$NUM" --fillsync-num "$FILLSYNC_NUM" >"$shale_out"
+"$SHALE" bench engine --num "$NUM" --fillsync-num "$FILLSYNC_NUM" >"$shale_out"
 bash bench/db_bench.sh >"$rocks_out"
 printf '%-22s %14s %14s %8s\n' workload shale db_bench ratio
 while read -r name ops; do
