@@ -67,6 +67,9 @@ pub struct MasterConfig {
     /// Folder of live tables (`<root>/<table>/t<id>`) and of dropped tables' trash.
     pub tables_root: String,
     pub trash_root: String,
+    /// Mutating admin requests remembered by (sender, request id), so a copy the network
+    /// delivers later is dropped instead of applied twice.
+    pub admin_requests_remembered: usize,
     /// Planted bugs live in this run (tests only).
     #[cfg(feature = "planted-bugs")]
     pub planted: crate::planted::PlantedBugs,
@@ -110,6 +113,7 @@ impl MasterConfig {
             scan_page_len: 1_000,
             tables_root: "tables".into(),
             trash_root: "trash".into(),
+            admin_requests_remembered: 4_096,
             #[cfg(feature = "planted-bugs")]
             planted: crate::planted::PlantedBugs::NONE,
         }

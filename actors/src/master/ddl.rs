@@ -80,6 +80,15 @@ impl Master {
             return;
         }
         let id = req.id;
+        // The network may deliver a request twice; the client never reuses a request id, so a
+        // later copy of a mutating call is dropped unanswered (the first copy's answer is on
+        // its way). Applied twice, a create would answer `TableExists` to the caller whose
+        // table it created. Remembered in memory only: a new master starts afresh.
+        let max = self.cfg.admin_requests_remembered;
+        if req.call.is_mutation() && !self.admin_seen.first_sight(from, id, max) {
+            ctx.mark("master.admin.duplicate_dropped");
+            return;
+        }
         let result = self.admin_call(from, id, req.call, ctx);
         // `None`: the answer comes when the meta write commits (or fails).
         if let Some(result) = result {

@@ -113,6 +113,8 @@ pub struct Master {
     /// Bumped whenever memory is forgotten, so timers of an older life are ignored.
     pub(crate) gen: u64,
     pub(crate) rebuild: Option<failover::Rebuild>,
+    /// Mutating admin requests already taken, by (sender, request id).
+    pub(crate) admin_seen: crate::node::dedup::SeenRequests,
 }
 
 impl Master {
@@ -130,6 +132,7 @@ impl Master {
             hints: BTreeMap::new(),
             gen: 0,
             rebuild: None,
+            admin_seen: Default::default(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Duplicate suppression for data mutations.
+//! Duplicate suppression for data mutations (and, through [`SeenRequests`], for the master's
+//! admin calls that change something: `master/ddl.rs`).
 //!
 //! The network may deliver one request twice (a retransmission, or the simulator's
 //! duplication). Reads are harmless to repeat, but a mutation is not: a second copy of an

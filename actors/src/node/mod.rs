@@ -20,7 +20,7 @@ mod actor;
 mod control;
 mod convert;
 mod data;
-mod dedup;
+pub(crate) mod dedup;
 mod lease;
 mod served;
 mod work;

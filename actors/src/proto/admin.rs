@@ -69,6 +69,21 @@ pub enum AdminCall {
     Status,
 }
 
+impl AdminCall {
+    /// Does repeating the call change the outcome? Everything but the listings does: a
+    /// second `CreateTable` answers `TableExists`, a second split splits a child.
+    pub fn is_mutation(&self) -> bool {
+        !matches!(
+            self,
+            AdminCall::ListTables
+                | AdminCall::DescribeTable { .. }
+                | AdminCall::ListTablets { .. }
+                | AdminCall::ListNodes
+                | AdminCall::Status
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdminResponse {
     pub id: RequestId,
