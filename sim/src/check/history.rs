@@ -84,6 +84,13 @@ pub trait Model {
     /// True if `input` never changes the state. Such operations may be dropped from a
     /// violating history without hiding the violation, which is how explanations shrink.
     fn is_read_only(&self, input: &Self::Input) -> bool;
+    /// True if `input` answers the same and leaves the same state whatever the state was
+    /// (a put, a delete). The search never places a blind write directly after a pending
+    /// operation (whose effect it would hide), which keeps hot keys with many timed-out
+    /// operations decidable. `false` (the default) is always safe.
+    fn is_blind_write(&self, _input: &Self::Input) -> bool {
+        false
+    }
 }
 
 /// Builds a history as a run goes: `invoke` when a client sends, `complete` when it hears

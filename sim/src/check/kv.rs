@@ -116,6 +116,10 @@ impl Model for KvModel {
     fn is_read_only(&self, input: &KvInput) -> bool {
         matches!(input.op, KvOp::Get)
     }
+
+    fn is_blind_write(&self, input: &KvInput) -> bool {
+        matches!(input.op, KvOp::Put(_) | KvOp::Delete)
+    }
 }
 
 #[cfg(test)]
