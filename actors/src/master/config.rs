@@ -70,6 +70,10 @@ pub struct MasterConfig {
     /// Mutating admin requests remembered by (sender, request id), so a copy the network
     /// delivers later is dropped instead of applied twice.
     pub admin_requests_remembered: usize,
+    /// Waits between resyncs in a row (see `Master::resync`): the second waits the minimum,
+    /// each next one twice as long, up to the maximum.
+    pub resync_backoff_min_ms: u64,
+    pub resync_backoff_max_ms: u64,
     /// Planted bugs live in this run (tests only).
     #[cfg(feature = "planted-bugs")]
     pub planted: crate::planted::PlantedBugs,
@@ -114,6 +118,8 @@ impl MasterConfig {
             tables_root: "tables".into(),
             trash_root: "trash".into(),
             admin_requests_remembered: 4_096,
+            resync_backoff_min_ms: 50,
+            resync_backoff_max_ms: 2_000,
             #[cfg(feature = "planted-bugs")]
             planted: crate::planted::PlantedBugs::NONE,
         }

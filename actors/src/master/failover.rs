@@ -152,11 +152,24 @@ impl Master {
         self.retry_acquire(ctx);
     }
 
-    /// Memory may disagree with meta: forget it and acquire again at once (if the lease is
-    /// still ours, the meta store renews it in place and we rebuild under the same term).
+    /// Memory may disagree with meta: forget it and acquire again (if the lease is still
+    /// ours, the meta store renews it in place and we rebuild under the same term). The
+    /// first resync acquires at once; each further one in a row, with no write committed in
+    /// between, waits twice as long as the last, from `resync_backoff_min_ms` up to
+    /// `resync_backoff_max_ms`: a meta store that refuses the same write after every rebuild
+    /// must not turn the master into a busy loop of snapshots.
     pub(crate) fn resync(&mut self, ctx: &mut Ctx<'_, Self>) {
         self.forget(ctx);
-        ctx.set_timer(Duration::ZERO, MasterTimer::Acquire);
+        let wait = resync_wait(
+            self.resyncs_in_a_row,
+            self.cfg.resync_backoff_min_ms,
+            self.cfg.resync_backoff_max_ms,
+        );
+        if !wait.is_zero() {
+            ctx.mark("master.meta.resync_backoff");
+        }
+        self.resyncs_in_a_row = self.resyncs_in_a_row.saturating_add(1);
+        ctx.set_timer(wait, MasterTimer::Acquire);
     }
 
     fn forget(&mut self, ctx: &mut Ctx<'_, Self>) {
@@ -253,5 +266,32 @@ impl Master {
         }
         self.assign_pass(ctx);
         self.arm_query_tick(ctx);
+    }
+}
+
+/// The wait before acquiring again after `earlier` resyncs in a row: none for the first,
+/// then `min_ms` doubling up to `max_ms`.
+fn resync_wait(earlier: u32, min_ms: u64, max_ms: u64) -> Duration {
+    if earlier == 0 {
+        return Duration::ZERO;
+    }
+    let doubled = min_ms.saturating_mul(1u64 << (earlier - 1).min(32));
+    Duration::from_millis(doubled.min(max_ms.max(min_ms)))
+}
+
+#[cfg(test)]
+mod resync_tests {
+    use super::resync_wait;
+    use std::time::Duration;
+
+    #[test]
+    fn resync_waits_double_from_none_to_the_cap() {
+        let ms = |n| resync_wait(n, 50, 2_000).as_millis();
+        assert_eq!(resync_wait(0, 50, 2_000), Duration::ZERO);
+        assert_eq!(
+            [ms(1), ms(2), ms(3), ms(6), ms(7), ms(40)],
+            [50, 100, 200, 1_600, 2_000, 2_000]
+        );
+        assert_eq!(ms(u32::MAX), 2_000);
     }
 }

@@ -227,6 +227,7 @@ impl Master {
                 };
                 match result {
                     Ok(MetaReply::Committed { revision }) => {
+                        self.resyncs_in_a_row = 0;
                         self.st.apply(txn, revision, ctx.now());
                         self.txn_done(owner, Ok(()), ctx);
                     }

@@ -115,6 +115,8 @@ pub struct Master {
     pub(crate) rebuild: Option<failover::Rebuild>,
     /// Mutating admin requests already taken, by (sender, request id).
     pub(crate) admin_seen: crate::node::dedup::SeenRequests,
+    /// Resyncs since the last committed write (kept across `forget`): the backoff's step.
+    pub(crate) resyncs_in_a_row: u32,
 }
 
 impl Master {
@@ -133,6 +135,7 @@ impl Master {
             gen: 0,
             rebuild: None,
             admin_seen: Default::default(),
+            resyncs_in_a_row: 0,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct Cluster {
     /// Meta requests from masters for which this returns true are answered `Unavailable`
     /// (not applied) instead of reaching the meta store.
     pub fail_meta: Option<MetaFilter>,
+    /// Meta requests from masters for which this returns true are refused (`BadRequest`),
+    /// which makes the master resync.
+    pub refuse_meta: Option<MetaFilter>,
 }
 
 /// Decides which master requests to the meta store fail (see `Cluster::fail_meta`).
@@ -129,6 +132,7 @@ impl Cluster {
             next_heartbeat: Time::ZERO,
             drop_meta_txns: 0,
             fail_meta: None,
+            refuse_meta: None,
         };
         c.step_meta(|m, ctx| m.on_start(ctx));
         c.settle();
@@ -306,10 +310,16 @@ impl Cluster {
                 }
                 let fail = self.masters.contains_key(&from)
                     && self.fail_meta.as_mut().is_some_and(|f| f(&req));
-                if fail {
+                let refuse = self.masters.contains_key(&from)
+                    && self.refuse_meta.as_mut().is_some_and(|f| f(&req));
+                if fail || refuse {
+                    let error = match refuse {
+                        true => MetaError::BadRequest("refused by the test".into()),
+                        false => MetaError::Unavailable,
+                    };
                     let resp = MetaResponse {
                         id: req.id,
-                        result: Err(MetaError::Unavailable),
+                        result: Err(error),
                     };
                     self.net
                         .push_back((META, from, ClusterMsg::Meta(MetaMsg::Response(resp))));

@@ -257,3 +257,47 @@ fn the_merged_tablet_stays_locked_while_its_load_write_is_retried() {
     );
     c.assert_memory_matches_meta();
 }
+
+/// A meta store that refuses the same write after every rebuild (here: every procedure write
+/// of a move that is under way) makes the master resync again and again. The resyncs back
+/// off (none, 50 ms, 100 ms, ... up to 2 s) instead of spinning on snapshots, and once the
+/// meta store accepts again the move finishes and the backoff starts over.
+#[test]
+fn resyncs_in_a_row_back_off() {
+    let mut c = Cluster::new(2);
+    assert_eq!(create(&mut c, "t", &[]), Ok(AdminReply::Done));
+    c.run_for(Duration::from_secs(3));
+    c.assert_table_healthy("t");
+    let t = c.tablets("t")[0].clone();
+    let to = match t.assigned.map(|a| a.node) {
+        Some(NodeId(11)) => NodeId(12),
+        _ => NodeId(11),
+    };
+    // The move's first write (its record) lands; every later procedure write is refused.
+    let mut procedure_writes = 0;
+    c.refuse_meta = Some(Box::new(move |req: &MetaRequest| {
+        procedure_writes += usize::from(shape(req).is_some());
+        shape(req).is_some() && procedure_writes > 1
+    }));
+    let gen = c.master(M1).gen;
+    let r = c.admin(AdminCall::MoveTablet {
+        tablet: t.id,
+        node: to,
+    });
+    assert!(matches!(r, Ok(AdminReply::Started { .. })), "{r:?}");
+    c.run_for(Duration::from_secs(10));
+    let resyncs = c.master(M1).gen - gen;
+    // Waits of 0, 50, 100, ..., 1600, 2000, 2000 ms: about ten resyncs fit in 10 s.
+    assert!((4..=12).contains(&resyncs), "{resyncs} resyncs in 10 s");
+    assert!(c.master(M1).resyncs_in_a_row >= 4);
+    c.refuse_meta = None;
+    c.run_for(Duration::from_secs(5));
+    c.assert_table_healthy("t");
+    assert_eq!(c.tablets("t")[0].assigned.map(|a| a.node), Some(to));
+    assert_eq!(
+        c.master(M1).resyncs_in_a_row,
+        0,
+        "a committed write ends the run"
+    );
+    c.assert_memory_matches_meta();
+}
