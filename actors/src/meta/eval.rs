@@ -113,10 +113,15 @@ impl MetaState {
                     p.id
                 )));
             }
-            Op::PutProcedure(p) if !exists && p.id.0 < self.data.marks.procedure_next => {
+            // A new record under an id that was used and deleted would revive a finished
+            // procedure (a delayed copy of its first write). An id below the mark that was
+            // never deleted is a creation overtaken by a later one (the master allocates ids
+            // in order, but its writes may land out of order): refusing it made the master
+            // resync about 20 times per split-under-load run.
+            Op::PutProcedure(p) if !exists && p.id.0 <= self.procedure_deleted_max => {
                 return Err(MetaError::BadRequest(format!(
-                    "procedure id {} was already used (next unused is {})",
-                    p.id, self.data.marks.procedure_next
+                    "procedure id {} was already used (ids up to {} may have been deleted)",
+                    p.id, self.procedure_deleted_max
                 )));
             }
             Op::PutNode(n) => {

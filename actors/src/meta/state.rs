@@ -121,6 +121,11 @@ pub struct MetaState {
     pub(super) node_by_name: BTreeMap<String, NodeId>,
     dedup_by_revision: BTreeMap<u64, Origin>,
     dedup_entries_max: usize,
+    /// At least the highest procedure id ever deleted (in memory only): a new procedure
+    /// record below the id mark is refused only at or under it. Loaded from a snapshot it is
+    /// the snapshot's mark minus one, which counts every id used before it as possibly
+    /// deleted; the log replayed after it keeps it exact from there.
+    pub(super) procedure_deleted_max: u64,
 }
 
 /// What evaluation needs from the outside world.
@@ -157,6 +162,7 @@ impl MetaState {
         for (origin, e) in &state.data.dedup {
             state.dedup_by_revision.insert(e.revision, *origin);
         }
+        state.procedure_deleted_max = state.data.marks.procedure_next.saturating_sub(1);
         state
     }
 
@@ -168,6 +174,10 @@ impl MetaState {
     }
     pub fn marks(&self) -> IdMarks {
         self.data.marks
+    }
+    /// At least the highest procedure id ever deleted (see the field).
+    pub fn procedure_deleted_max(&self) -> u64 {
+        self.procedure_deleted_max
     }
     pub fn master_lease(&self) -> Option<&MasterLease> {
         self.data.master_lease.as_ref()
@@ -302,6 +312,7 @@ impl MetaState {
             }
             Write::Delete(RecordKey::Procedure(id)) => {
                 d.procedures.remove(id);
+                self.procedure_deleted_max = self.procedure_deleted_max.max(id.0);
             }
             Write::Delete(RecordKey::Stat(s)) => {
                 d.stats.remove(s);

@@ -19,6 +19,10 @@ struct Model {
     records: Image,
     tablet_next: u64,
     procedure_next: u64,
+    /// The highest procedure id deleted: a new procedure at or under it is refused (one
+    /// below the mark but above it was only overtaken). After a reload, the store's own
+    /// bound, which may be higher (a snapshot forgets which ids were deleted).
+    procedure_deleted_max: u64,
 }
 
 /// The model's reading of the rules, written independently of `state.rs`.
@@ -57,6 +61,9 @@ fn model_eval(m: &Model, txn: &Txn) -> Option<Model> {
         match op.clone().into_write() {
             Write::Delete(k) => {
                 next.records.remove(&k)?;
+                if let RecordKey::Procedure(id) = k {
+                    next.procedure_deleted_max = next.procedure_deleted_max.max(id.0);
+                }
             }
             Write::Put(rec) => {
                 match &rec {
@@ -65,7 +72,9 @@ fn model_eval(m: &Model, txn: &Txn) -> Option<Model> {
                     {
                         return None
                     }
-                    Record::Procedure(p) if !exists && p.id.0 < m.procedure_next => return None,
+                    Record::Procedure(p) if !exists && p.id.0 <= m.procedure_deleted_max => {
+                        return None
+                    }
                     _ => {}
                 }
                 if let Record::Tablet(t) = &rec {
@@ -316,9 +325,19 @@ impl Checker {
         );
         prop_assert_eq!(state.marks().tablet_next, model.tablet_next);
         prop_assert_eq!(state.marks().procedure_next, model.procedure_next);
+        // Never forgets a deletion; may count more ids as deleted after a reload.
+        let bound = state.procedure_deleted_max();
+        prop_assert!(
+            bound >= model.procedure_deleted_max,
+            "a deletion was forgotten"
+        );
+        prop_assert!(bound < model.procedure_next.max(1), "bound past the mark");
         state.check_invariants().map_err(TestCaseError::fail)?;
         // After a reload the store is behind: its history continues from r.
         self.history.truncate(r as usize + 1);
+        if let Some(m) = self.history.last_mut() {
+            m.procedure_deleted_max = bound;
+        }
         Ok(())
     }
 
@@ -340,6 +359,7 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         records: Image::new(),
         tablet_next: 1,
         procedure_next: 1,
+        procedure_deleted_max: 0,
     };
     let mut c = Checker {
         h: Harness::with(cfg, MemBackend::new()),
