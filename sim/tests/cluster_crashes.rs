@@ -116,14 +116,29 @@ fn dead_node_tablets_move_only_after_lease_and_margin() {
         .map(|t| t.id)
         .collect();
     let crashed_at = c.now();
+    // The lease the victim itself believes it holds (from the send time of its registration
+    // or last acknowledged heartbeat; the meta store's expiry is never earlier).
+    let lease_until = c
+        .node(victim)
+        .and_then(|n| n.lease_until())
+        .expect("the victim is registered");
     c.sim.stop(victim).unwrap();
     let cfg = c.config().clone();
-    // The node's lease counts from its last heartbeat, at most one interval before the crash.
-    let earliest = crashed_at
-        .plus(cfg.meta.node_lease + cfg.meta.node_down_margin)
-        .plus(Duration::from_millis(cfg.master.clock_skew_margin_ms))
-        .as_nanos()
-        - cfg.node.heartbeat_interval.as_nanos() as u64;
+    // The master takes a node for dead when the meta store marked it Down (lease expiry
+    // plus `node_down_margin`) or when its lease expiry plus `clock_skew_margin_ms` has
+    // passed, whichever comes first (`master/nodes.rs`). (This test used to add both
+    // margins to the crash time less one heartbeat interval; that only held while the
+    // last heartbeat before the crash had been answered, and here the victim crashes right
+    // after registering.)
+    let skew = Duration::from_millis(cfg.master.clock_skew_margin_ms);
+    let earliest = lease_until
+        .plus(cfg.meta.node_down_margin.min(skew))
+        .as_nanos();
+    assert!(
+        lease_until.as_nanos() + cfg.node.heartbeat_interval.as_nanos() as u64 * 3
+            >= crashed_at.plus(cfg.meta.node_lease).as_nanos(),
+        "the victim's lease was fresh: {lease_until:?} at the crash at {crashed_at:?}"
+    );
     let moved = |c: &SimCluster| {
         c.tablets("t")
             .iter()
