@@ -115,6 +115,39 @@ for = "2s"
     );
 }
 
+/// `split.committing` is a phase the master passes only in memory (the commit's one write
+/// deletes the procedure record); the trigger watches the mark the master hits on entering it.
+/// Before, no record ever showed it and the fault never fired.
+#[test]
+fn a_trigger_on_an_in_memory_phase_fires() {
+    let s = small(
+        r#"
+[[faults.script]]
+at = "2s"
+fault = "split"
+table = "t"
+row = "k00000010"
+
+[[faults.script]]
+when = "split.committing"
+fault = "crash"
+target = "master"
+for = "2s"
+"#,
+    );
+    let r = run(&s, 1, &RunOptions::default()).unwrap();
+    assert!(r.passed(), "{:?}", r.violations);
+    let fired = r
+        .events
+        .iter()
+        .any(|e| e.kind == "fault" && e.text.starts_with("crash master when split.committing"));
+    assert!(fired, "{:?}", r.events);
+    assert!(
+        r.marks.count("master.lease.won") >= 2,
+        "the standby took over"
+    );
+}
+
 #[test]
 fn disk_faults_refuse_operations_of_one_node() {
     let s = small(

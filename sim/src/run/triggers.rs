@@ -8,7 +8,10 @@
 //!   a phase counts once per procedure;
 //! - `failover`: a master entering `follower`, `rebuilding` or `leading`;
 //! - `gc`, `query`: the master's coverage mark `master.gc.PHASE` / `master.query.PHASE`
-//!   being hit (each hit counts).
+//!   being hit (each hit counts);
+//! - phases a procedure only passes in memory, because the write that ends them deletes the
+//!   record (`split.committing`, `split.rolling_back`): the mark the master hits on entering
+//!   them ([`MEMORY_PHASES`]). Before these were marks, `split.committing` never fired.
 //!
 //! Owns: phase names ([`known_phases`]) and occurrence counting. Must not: apply faults.
 
@@ -88,18 +91,33 @@ pub struct Watcher {
     master_phase: BTreeMap<u64, &'static str>,
     marks: BTreeMap<String, u64>,
     revision: Option<u64>,
-    /// Mark names polled for `gc` and `query` triggers.
+    /// Mark names polled for `gc`, `query` and in-memory phase triggers.
     mark_names: Vec<(String, String, String)>,
 }
+
+/// Procedure phases never persisted, and the mark the master hits on entering each.
+pub const MEMORY_PHASES: [(&str, &str, &str); 2] = [
+    ("split", "committing", "master.split.committing"),
+    ("split", "rolling_back", "master.split.rollback"),
+];
 
 impl Watcher {
     pub fn new(triggers: &[&Trigger]) -> Self {
         let mark_names = triggers
             .iter()
-            .filter(|t| t.procedure == "gc" || t.procedure == "query")
-            .map(|t| {
-                let mark = format!("master.{}.{}", t.procedure, t.phase);
-                (t.procedure.clone(), t.phase.clone(), mark)
+            .filter_map(|t| {
+                let memory = MEMORY_PHASES
+                    .iter()
+                    .find(|(p, ph, _)| *p == t.procedure && *ph == t.phase)
+                    .map(|(_, _, mark)| mark.to_string());
+                let mark = match memory {
+                    Some(m) => m,
+                    None if t.procedure == "gc" || t.procedure == "query" => {
+                        format!("master.{}.{}", t.procedure, t.phase)
+                    }
+                    None => return None,
+                };
+                Some((t.procedure.clone(), t.phase.clone(), mark))
             })
             .collect();
         Self {
