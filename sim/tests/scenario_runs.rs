@@ -127,6 +127,34 @@ fn a_trigger_on_an_in_memory_phase_fires() {
     crash_master_when_split_reaches("committing");
 }
 
+/// Every `finishing` phase is in memory only too: a node crash makes the master reload its
+/// tablets elsewhere, and `load.finishing` fires when the first reload completes.
+#[test]
+fn a_trigger_on_a_finishing_phase_fires() {
+    let s = small(
+        r#"
+[[faults.script]]
+at = "2s"
+fault = "crash"
+target = "node serving tablet t:k00000010"
+for = "4s"
+
+[[faults.script]]
+when = "load.finishing"
+fault = "crash"
+target = "master"
+for = "2s"
+"#,
+    );
+    let r = run(&s, 1, &RunOptions::default()).unwrap();
+    assert!(r.passed(), "{:?}", r.violations);
+    let fired = r
+        .events
+        .iter()
+        .any(|e| e.kind == "fault" && e.text.starts_with("crash master when load.finishing"));
+    assert!(fired, "{:?}", r.events);
+}
+
 #[test]
 fn disk_faults_refuse_operations_of_one_node() {
     let s = small(

@@ -10,8 +10,9 @@
 //! - `gc`, `query`: the master's coverage mark `master.gc.PHASE` / `master.query.PHASE`
 //!   being hit (each hit counts);
 //! - phases a procedure only passes in memory, because the write that ends them deletes the
-//!   record (`split.committing`, `split.rolling_back`): the mark the master hits on entering
-//!   them ([`MEMORY_PHASES`]). Before these were marks, `split.committing` never fired.
+//!   record (`split.committing`, every `finishing`, ...; [`MEMORY_PHASES`]): the mark
+//!   `master.PROC.PHASE` the master hits on entering them. Before these were marks,
+//!   `split.committing` never fired.
 //!
 //! Owns: phase names ([`known_phases`]) and occurrence counting. Must not: apply faults.
 
@@ -95,29 +96,33 @@ pub struct Watcher {
     mark_names: Vec<(String, String, String)>,
 }
 
-/// Procedure phases never persisted, and the mark the master hits on entering each.
-pub const MEMORY_PHASES: [(&str, &str, &str); 2] = [
-    ("split", "committing", "master.split.committing"),
-    ("split", "rolling_back", "master.split.rollback"),
+/// Procedure phases never persisted (their one write ends the procedure), each watched
+/// through the mark `master.PROC.PHASE` the master hits on entering it.
+pub const MEMORY_PHASES: [(&str, &str); 10] = [
+    ("split", "committing"),
+    ("split", "rolling_back"),
+    ("merge", "finishing"),
+    ("merge", "rolling_back"),
+    ("load", "finishing"),
+    ("unload", "finishing"),
+    ("move", "finishing"),
+    ("disable", "finishing"),
+    ("enable", "finishing"),
+    ("drop", "finishing"),
 ];
 
 impl Watcher {
     pub fn new(triggers: &[&Trigger]) -> Self {
         let mark_names = triggers
             .iter()
-            .filter_map(|t| {
-                let memory = MEMORY_PHASES
-                    .iter()
-                    .find(|(p, ph, _)| *p == t.procedure && *ph == t.phase)
-                    .map(|(_, _, mark)| mark.to_string());
-                let mark = match memory {
-                    Some(m) => m,
-                    None if t.procedure == "gc" || t.procedure == "query" => {
-                        format!("master.{}.{}", t.procedure, t.phase)
-                    }
-                    None => return None,
-                };
-                Some((t.procedure.clone(), t.phase.clone(), mark))
+            .filter(|t| {
+                t.procedure == "gc"
+                    || t.procedure == "query"
+                    || MEMORY_PHASES.contains(&(t.procedure.as_str(), t.phase.as_str()))
+            })
+            .map(|t| {
+                let mark = format!("master.{}.{}", t.procedure, t.phase);
+                (t.procedure.clone(), t.phase.clone(), mark)
             })
             .collect();
         Self {
@@ -197,3 +202,18 @@ impl Watcher {
 const PROCS: [&str; 8] = [
     "split", "merge", "move", "load", "unload", "disable", "enable", "drop",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_memory_phases_are_known_phases() {
+        for (procedure, phase) in MEMORY_PHASES {
+            assert!(
+                known_phases(procedure).contains(&phase),
+                "{procedure}.{phase} is not a known phase"
+            );
+        }
+    }
+}

@@ -357,6 +357,9 @@ impl Master {
         ctx: &mut Ctx<'_, Self>,
     ) {
         if done {
+            if let Some(mark) = final_phase_mark(p.body.kind(), p.body.phase_name()) {
+                ctx.mark(mark);
+            }
             if self.st.proc_cas.contains_key(&p.id) {
                 ops.push(Op::DeleteProcedure(p.id));
             }
@@ -402,4 +405,24 @@ impl Master {
             self.proc_event(id, Event::Pass, ctx);
         }
     }
+}
+
+/// The coverage mark hit when a procedure enters a phase it passes only in memory: the one
+/// write of that phase ends the procedure and deletes its record, so no meta record ever
+/// names the phase and fault triggers (`sim/src/run/triggers.rs`) watch this mark instead.
+fn final_phase_mark(kind: ProcedureKind, phase: &str) -> Option<&'static str> {
+    use ProcedureKind as K;
+    Some(match (kind, phase) {
+        (K::Split, "committing") => "master.split.committing",
+        (K::Split, "rolling_back") => "master.split.rolling_back",
+        (K::Merge, "finishing") => "master.merge.finishing",
+        (K::Merge, "rolling_back") => "master.merge.rolling_back",
+        (K::Load, "finishing") => "master.load.finishing",
+        (K::Unload, "finishing") => "master.unload.finishing",
+        (K::Move, "finishing") => "master.move.finishing",
+        (K::DisableTable, "finishing") => "master.disable.finishing",
+        (K::EnableTable, "finishing") => "master.enable.finishing",
+        (K::DropTable, "finishing") => "master.drop.finishing",
+        _ => return None,
+    })
 }

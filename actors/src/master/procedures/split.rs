@@ -100,9 +100,6 @@ pub(super) fn step(
                 ..
             }) => match children(m, &s, &key, left_size_bytes, right_size_bytes) {
                 Some((l, r)) => {
-                    // In memory only: the commit's one write deletes the procedure record,
-                    // so fault triggers watch this mark (`split.committing`).
-                    ctx.mark("master.split.committing");
                     s.phase = SplitPhase::Committing;
                     p.body = ProcBody::Split(s.clone());
                     let ops = vec![
