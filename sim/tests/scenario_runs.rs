@@ -4,16 +4,17 @@
 //! `shale sim --seeds` in scripts/test.sh (the ignored test below does the same in-process).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use shale_sim::run::{run, scripted, RunOptions};
+use shale_sim::run::{run, scripted, RunOptions, ScenarioReport};
 use shale_sim::scenario::Scenario;
 use shale_sim::MarkSweep;
 use std::path::PathBuf;
 
+fn scenarios_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
 fn scenario(name: &str) -> Scenario {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(format!("{name}.toml"));
-    Scenario::load(&p).unwrap()
+    Scenario::load(&scenarios_dir().join(format!("{name}.toml"))).unwrap()
 }
 
 /// A short scenario: a table, a small load, and `faults` (TOML `[[faults.script]]` entries).
@@ -78,19 +79,16 @@ fn same_seed_same_trace_byte_for_byte() {
     assert!(r1.events.iter().filter(|e| e.kind == "fault").count() > 2);
 }
 
-/// A scripted split at 2 s, and the master crashed for 2 s when the split reaches `phase`:
-/// the run passes, the crash fired at that phase (not as a no-op), and the standby took over.
-fn crash_master_when_split_reaches(phase: &str) {
+/// `first` (a scripted fault) and then a crash of the master for 2 s `when` the trigger is
+/// reached: the run passes and the crash fired at that trigger. Returns the report and the
+/// applied faults' texts.
+fn crash_master_when(first: &str, when: &str) -> (ScenarioReport, Vec<String>) {
     let s = small(&format!(
         r#"
-[[faults.script]]
-at = "2s"
-fault = "split"
-table = "t"
-row = "k00000010"
+{first}
 
 [[faults.script]]
-when = "split.{phase}"
+when = "{when}"
 fault = "crash"
 target = "master"
 for = "2s"
@@ -98,12 +96,28 @@ for = "2s"
     ));
     let r = run(&s, 1, &RunOptions::default()).unwrap();
     assert!(r.passed(), "{:?}", r.violations);
-    let faults: Vec<&str> = r
+    let faults: Vec<String> = r
         .events
         .iter()
         .filter(|e| e.kind == "fault")
-        .map(|e| e.text.as_str())
+        .map(|e| e.text.clone())
         .collect();
+    let want = format!("crash master when {when}");
+    assert!(faults.iter().any(|f| f.starts_with(&want)), "{faults:?}");
+    (r, faults)
+}
+
+/// A scripted split at 2 s, and the master crashed for 2 s when the split reaches `phase`:
+/// the crash fired at that phase (not as a no-op), and the standby took over.
+fn crash_master_when_split_reaches(phase: &str) {
+    let split = r#"
+[[faults.script]]
+at = "2s"
+fault = "split"
+table = "t"
+row = "k00000010"
+"#;
+    let (r, faults) = crash_master_when(split, &format!("split.{phase}"));
     assert_eq!(faults.len(), 2, "{faults:?}");
     let want = format!("crash master when split.{phase}");
     assert!(faults[1].starts_with(&want), "{faults:?}");
@@ -131,28 +145,14 @@ fn a_trigger_on_an_in_memory_phase_fires() {
 /// tablets elsewhere, and `load.finishing` fires when the first reload completes.
 #[test]
 fn a_trigger_on_a_finishing_phase_fires() {
-    let s = small(
-        r#"
+    let node_crash = r#"
 [[faults.script]]
 at = "2s"
 fault = "crash"
 target = "node serving tablet t:k00000010"
 for = "4s"
-
-[[faults.script]]
-when = "load.finishing"
-fault = "crash"
-target = "master"
-for = "2s"
-"#,
-    );
-    let r = run(&s, 1, &RunOptions::default()).unwrap();
-    assert!(r.passed(), "{:?}", r.violations);
-    let fired = r
-        .events
-        .iter()
-        .any(|e| e.kind == "fault" && e.text.starts_with("crash master when load.finishing"));
-    assert!(fired, "{:?}", r.events);
+"#;
+    crash_master_when(node_crash, "load.finishing");
 }
 
 #[test]
@@ -214,20 +214,17 @@ fn shipped_scenarios_pass() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3);
-    for name in [
-        "split-under-load",
-        "split-merge-gc",
-        "gc-while-loading",
-        "merge-with-crash",
-        "query-gc-race",
-        "move-with-partition",
-        "master-failover-mid-procedure",
-        "node-flap",
-        "disable-drop-during-split",
-        "clock-skew-leases",
-        "disk-faults-during-compaction",
-        "kitchen-sink",
-    ] {
+    // Every file in scenarios/ (sim/tests/scenarios.rs checks the issue's list is there).
+    let mut names: Vec<String> = std::fs::read_dir(scenarios_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path();
+            let stem = path.file_stem()?.to_str()?.to_string();
+            (path.extension()? == "toml").then_some(stem)
+        })
+        .collect();
+    names.sort();
+    for name in &names {
         let s = scenario(name);
         let mut sweep = MarkSweep::new();
         for seed in 0..n {
