@@ -26,7 +26,7 @@ pub mod transitions;
 
 pub use config::MasterConfig;
 pub use error::{CtlFail, TxnFail};
-pub use procedures::{ParentUnload, ProcBody, Procedure};
+pub use procedures::{ParentUnload, ProcBody, Procedure, IN_MEMORY_PHASES};
 pub use state::{MasterState, NodeMem, Reported, TableMem, TabletMem};
 
 use crate::kernel::{Actor, Ctx, JobError, JobId, NodeId, Time, TimerId};

@@ -10,15 +10,15 @@
 //! - `gc`, `query`: the master's coverage mark `master.gc.PHASE` / `master.query.PHASE`
 //!   being hit (each hit counts);
 //! - phases a procedure only passes in memory, because the write that ends them deletes the
-//!   record (`split.committing`, every `finishing`, ...; [`MEMORY_PHASES`]): the mark
-//!   `master.PROC.PHASE` the master hits on entering them. Before these were marks,
+//!   record (`split.committing`, every `finishing`, ...; [`IN_MEMORY_PHASES`]): the mark the
+//!   master hits on entering them. Before these were marks,
 //!   `split.committing` never fired.
 //!
 //! Owns: phase names ([`known_phases`]) and occurrence counting. Must not: apply faults.
 
 use crate::cluster::SimCluster;
 use crate::scenario::Trigger;
-use shale_actors::master::Phase;
+use shale_actors::master::{Phase, IN_MEMORY_PHASES};
 use shale_actors::meta::{ProcedureId, ProcedureKind};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -96,33 +96,29 @@ pub struct Watcher {
     mark_names: Vec<(String, String, String)>,
 }
 
-/// Procedure phases never persisted (their one write ends the procedure), each watched
-/// through the mark `master.PROC.PHASE` the master hits on entering it.
-pub const MEMORY_PHASES: [(&str, &str); 10] = [
-    ("split", "committing"),
-    ("split", "rolling_back"),
-    ("merge", "finishing"),
-    ("merge", "rolling_back"),
-    ("load", "finishing"),
-    ("unload", "finishing"),
-    ("move", "finishing"),
-    ("disable", "finishing"),
-    ("enable", "finishing"),
-    ("drop", "finishing"),
-];
+/// The mark the master hits on entering `phase` of `procedure` if that phase is one it
+/// passes only in memory ([`IN_MEMORY_PHASES`]).
+fn memory_phase_mark(procedure: &str, phase: &str) -> Option<&'static str> {
+    let kind = kind_of(procedure)?;
+    IN_MEMORY_PHASES
+        .iter()
+        .find(|(k, p, _)| *k == kind && *p == phase)
+        .map(|(_, _, mark)| *mark)
+}
 
 impl Watcher {
     pub fn new(triggers: &[&Trigger]) -> Self {
         let mark_names = triggers
             .iter()
-            .filter(|t| {
-                t.procedure == "gc"
-                    || t.procedure == "query"
-                    || MEMORY_PHASES.contains(&(t.procedure.as_str(), t.phase.as_str()))
-            })
-            .map(|t| {
-                let mark = format!("master.{}.{}", t.procedure, t.phase);
-                (t.procedure.clone(), t.phase.clone(), mark)
+            .filter_map(|t| {
+                let mark = match memory_phase_mark(&t.procedure, &t.phase) {
+                    Some(mark) => mark.to_string(),
+                    None if t.procedure == "gc" || t.procedure == "query" => {
+                        format!("master.{}.{}", t.procedure, t.phase)
+                    }
+                    None => return None,
+                };
+                Some((t.procedure.clone(), t.phase.clone(), mark))
             })
             .collect();
         Self {
@@ -208,12 +204,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn in_memory_phases_are_known_phases() {
-        for (procedure, phase) in MEMORY_PHASES {
+    fn in_memory_phases_are_known_phases_with_their_marks() {
+        for (kind, phase, mark) in IN_MEMORY_PHASES {
+            let name = PROCS
+                .iter()
+                .find(|n| kind_of(n) == Some(kind))
+                .unwrap_or_else(|| panic!("{kind:?} has no trigger name"));
             assert!(
-                known_phases(procedure).contains(&phase),
-                "{procedure}.{phase} is not a known phase"
+                known_phases(name).contains(&phase),
+                "{name}.{phase} unknown"
             );
+            assert_eq!(memory_phase_mark(name, phase), Some(mark));
         }
     }
 }

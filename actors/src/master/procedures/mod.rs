@@ -407,22 +407,54 @@ impl Master {
     }
 }
 
-/// The coverage mark hit when a procedure enters a phase it passes only in memory: the one
-/// write of that phase ends the procedure and deletes its record, so no meta record ever
-/// names the phase and fault triggers (`sim/src/run/triggers.rs`) watch this mark instead.
+/// The phases a procedure passes only in memory: the one write of each ends the procedure
+/// and deletes its record, so no meta record ever names the phase. On entering one the master
+/// hits the mark given here, which fault triggers (`sim/src/run/triggers.rs`) watch instead.
+pub const IN_MEMORY_PHASES: [(ProcedureKind, &str, &str); 10] = [
+    (
+        ProcedureKind::Split,
+        "committing",
+        "master.split.committing",
+    ),
+    (
+        ProcedureKind::Split,
+        "rolling_back",
+        "master.split.rolling_back",
+    ),
+    (ProcedureKind::Merge, "finishing", "master.merge.finishing"),
+    (
+        ProcedureKind::Merge,
+        "rolling_back",
+        "master.merge.rolling_back",
+    ),
+    (ProcedureKind::Load, "finishing", "master.load.finishing"),
+    (
+        ProcedureKind::Unload,
+        "finishing",
+        "master.unload.finishing",
+    ),
+    (ProcedureKind::Move, "finishing", "master.move.finishing"),
+    (
+        ProcedureKind::DisableTable,
+        "finishing",
+        "master.disable.finishing",
+    ),
+    (
+        ProcedureKind::EnableTable,
+        "finishing",
+        "master.enable.finishing",
+    ),
+    (
+        ProcedureKind::DropTable,
+        "finishing",
+        "master.drop.finishing",
+    ),
+];
+
+/// The mark of an in-memory phase ([`IN_MEMORY_PHASES`]), if `phase` of `kind` is one.
 fn final_phase_mark(kind: ProcedureKind, phase: &str) -> Option<&'static str> {
-    use ProcedureKind as K;
-    Some(match (kind, phase) {
-        (K::Split, "committing") => "master.split.committing",
-        (K::Split, "rolling_back") => "master.split.rolling_back",
-        (K::Merge, "finishing") => "master.merge.finishing",
-        (K::Merge, "rolling_back") => "master.merge.rolling_back",
-        (K::Load, "finishing") => "master.load.finishing",
-        (K::Unload, "finishing") => "master.unload.finishing",
-        (K::Move, "finishing") => "master.move.finishing",
-        (K::DisableTable, "finishing") => "master.disable.finishing",
-        (K::EnableTable, "finishing") => "master.enable.finishing",
-        (K::DropTable, "finishing") => "master.drop.finishing",
-        _ => return None,
-    })
+    IN_MEMORY_PHASES
+        .iter()
+        .find(|(k, p, _)| *k == kind && *p == phase)
+        .map(|(_, _, mark)| *mark)
 }
