@@ -7,12 +7,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::{Scratch, SHALE, START_TIMEOUT};
+use support::{spawn_listening, Scratch, SHALE, START_TIMEOUT};
 
 /// A role child process, killed if the test ends before it was stopped.
 struct Role {
@@ -23,31 +21,12 @@ struct Role {
 impl Role {
     /// Start `shale <role> --config <file>` and wait for its `listening on` line.
     fn start(role: &str, config: &Path) -> Role {
-        let mut child = Command::new(SHALE)
-            .arg(role)
+        let mut cmd = Command::new(SHALE);
+        cmd.arg(role)
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn role");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((_, addr)) = line.split_once(" listening on ") {
-                    let _ = tx.send(addr.trim().to_string());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("shale {role} printed no address within {START_TIMEOUT:?}");
-            }
-        };
+            .stderr(Stdio::null());
+        let (child, addr) = spawn_listening(cmd, &format!("shale {role}"));
         Role {
             child: Some(child),
             addr,

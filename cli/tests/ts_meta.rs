@@ -8,12 +8,10 @@
 
 mod support;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use support::{Dev, Scratch, SHALE, START_TIMEOUT};
+use support::{spawn_listening, Dev, Scratch, SHALE};
 
 fn shale(cluster: &str, data: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(SHALE)
@@ -218,27 +216,12 @@ impl Drop for Role {
 }
 
 fn role(data: &Path, args: &[&str]) -> Role {
-    let mut child = Command::new(SHALE)
-        .args(args)
+    let mut cmd = Command::new(SHALE);
+    cmd.args(args)
         .arg("--data")
         .arg(data)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn a role");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some((_, addr)) = line.split_once(" listening on ") {
-                let _ = tx.send(addr.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(START_TIMEOUT)
-        .unwrap_or_else(|_| panic!("shale {args:?} did not start"));
+        .stderr(Stdio::inherit());
+    let (child, addr) = spawn_listening(cmd, &format!("shale {args:?}"));
     Role { child, addr }
 }
 

@@ -148,3 +148,30 @@ impl Drop for LogTail {
         );
     }
 }
+
+/// Spawn `cmd` (a `shale` role) with stdout piped and wait for its `... listening on ADDR`
+/// line; the child and ADDR. Kills the child and panics with `what` if no address comes
+/// within [`START_TIMEOUT`].
+pub fn spawn_listening(mut cmd: Command, what: &str) -> (Child, String) {
+    let mut child = cmd
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn a role");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some((_, addr)) = line.split_once(" listening on ") {
+                let _ = tx.send(addr.trim().to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(addr) => (child, addr),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("{what} printed no address within {START_TIMEOUT:?}");
+        }
+    }
+}
