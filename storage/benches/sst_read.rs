@@ -43,7 +43,7 @@ fn main() -> StorageResult<()> {
     let mem = Arc::new(Memtable::new());
     let start = Instant::now();
     for _ in 0..n {
-        mem.insert(cell(rng.gen_range(0..n)), value.clone());
+        mem.insert(&cell(rng.gen_range(0..n)), &value);
     }
     report("memtable_insert_random", n, start);
     let mut it = mem.iter();

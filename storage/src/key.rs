@@ -67,6 +67,25 @@ pub struct CellKey {
     pub seq: u64,
 }
 
+/// Append the encoding of the cell key made of these parts to `out` (what
+/// [`CellKey::encode_into`] writes, without building a `CellKey`).
+pub fn encode_cell_key_into(
+    row: &[u8],
+    family: &[u8],
+    qualifier: &[u8],
+    ts: u64,
+    kind: CellKind,
+    seq: u64,
+    out: &mut Vec<u8>,
+) {
+    escape_into(row, out);
+    escape_into(family, out);
+    escape_into(qualifier, out);
+    out.extend_from_slice(&(!ts).to_be_bytes());
+    out.push(kind as u8);
+    out.extend_from_slice(&(!seq).to_be_bytes());
+}
+
 impl CellKey {
     pub fn put(row: &[u8], family: &[u8], qualifier: &[u8], ts: u64, seq: u64) -> Self {
         CellKey {
@@ -88,12 +107,15 @@ impl CellKey {
     }
 
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        escape_into(&self.row, out);
-        escape_into(&self.family, out);
-        escape_into(&self.qualifier, out);
-        out.extend_from_slice(&(!self.ts).to_be_bytes());
-        out.push(self.kind as u8);
-        out.extend_from_slice(&(!self.seq).to_be_bytes());
+        encode_cell_key_into(
+            &self.row,
+            &self.family,
+            &self.qualifier,
+            self.ts,
+            self.kind,
+            self.seq,
+            out,
+        );
     }
 
     pub fn decode(bytes: &[u8]) -> StorageResult<CellKey> {

@@ -50,12 +50,13 @@ impl Memtable {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Insert an entry (`key` = encoded cell key). Re-inserting an identical key replaces the
-    /// value; keys carry sequence numbers, so the engine never does that in practice.
-    pub fn insert(&self, key: Vec<u8>, value: Vec<u8>) {
+    /// Insert an entry (`key` = encoded cell key), copying key and value once each into
+    /// their shared allocations. Re-inserting an identical key replaces the value; keys carry
+    /// sequence numbers, so the engine never does that in practice.
+    pub fn insert(&self, key: &[u8], value: &[u8]) {
         let charge = key.len() + value.len() + ENTRY_OVERHEAD_BYTES;
-        let key: Arc<[u8]> = key.into();
-        let value: Arc<[u8]> = value.into();
+        let key: Arc<[u8]> = Arc::from(key);
+        let value: Arc<[u8]> = Arc::from(value);
         let old = {
             let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
             map.insert(key.clone(), value)
@@ -216,14 +217,14 @@ mod tests {
     fn bytes_and_len_track_inserts() {
         let m = Memtable::new();
         assert!(m.is_empty());
-        m.insert(b"k1".to_vec(), vec![0; 100]);
-        m.insert(b"k2".to_vec(), vec![0; 10]);
+        m.insert(b"k1", &[0; 100]);
+        m.insert(b"k2", &[0; 10]);
         assert_eq!(m.len(), 2);
         assert_eq!(
             m.approximate_bytes(),
             2 + 100 + 2 + 10 + 2 * ENTRY_OVERHEAD_BYTES
         );
-        m.insert(b"k1".to_vec(), vec![0; 1]);
+        m.insert(b"k1", &[0; 1]);
         assert_eq!(m.len(), 2);
         assert_eq!(
             m.approximate_bytes(),
@@ -235,7 +236,7 @@ mod tests {
     fn iterator_sees_inserts_made_between_calls_without_deadlock() {
         let m = Arc::new(Memtable::new());
         for i in 0..10u8 {
-            m.insert(vec![i * 2], vec![i]);
+            m.insert(&[i * 2], &[i]);
         }
         let mut it = m.iter();
         assert!(it.seek_to_first().is_ok());
@@ -245,7 +246,7 @@ mod tests {
             seen.push(k[0]);
             // Holding the iterator while inserting must not block: no lock is kept.
             if k[0] < 100 {
-                m.insert(vec![k[0] + 101], vec![]);
+                m.insert(&[k[0] + 101], &[]);
             }
             assert!(it.next().is_ok());
         }
@@ -267,7 +268,7 @@ mod tests {
                              walk in 0usize..300) {
             let m = Arc::new(Memtable::new());
             for k in &keys {
-                m.insert(k.clone(), k.iter().rev().copied().collect());
+                m.insert(k, &k.iter().rev().copied().collect::<Vec<u8>>());
             }
             let entries: Vec<_> = keys.iter().map(|k| (k.clone(), k.iter().rev().copied().collect())).collect();
             let mut model = crate::testutil::Model::new(entries);

@@ -131,13 +131,13 @@ impl Tablet {
                     let key = m.cell_key(seq).encode();
                     if m.family.is_empty() {
                         for mt in &replay.lgs {
-                            mt.insert(key.clone(), Vec::new());
+                            mt.insert(&key, &[]);
                         }
                     } else {
                         let lg = *family_lg.get(m.family).ok_or_else(|| {
                             StorageError::corruption(&path, "mutation of an unknown family")
                         })?;
-                        replay.lgs[lg].insert(key, m.value.to_vec());
+                        replay.lgs[lg].insert(&key, m.value);
                     }
                 }
             }
@@ -237,7 +237,10 @@ impl Tablet {
             schema,
             lg_names,
             family_lg,
-            group: GroupCommit::new(opts.group_commit_bytes_max),
+            group: GroupCommit::with_gather(
+                opts.group_commit_bytes_max,
+                std::time::Duration::from_micros(opts.group_commit_gather_micros),
+            ),
             opts,
             compaction: Mutex::new(()),
             wal: Mutex::new(WalState {

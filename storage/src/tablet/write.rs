@@ -107,8 +107,9 @@ impl Tablet {
             wal.failed = Some(e.clone());
             return Err(e);
         }
+        let mut key = Vec::new();
         for (b, &first) in batches.iter().zip(&firsts) {
-            self.insert_batch(&mem, b, first)?;
+            self.insert_batch(&mem, b, first, &mut key)?;
         }
         let mut inner = lock(&self.inner);
         let last = lasts.last().copied().unwrap_or(inner.visible_sequence);
@@ -122,17 +123,25 @@ impl Tablet {
         Ok(lasts)
     }
 
-    fn insert_batch(&self, mem: &MemSet, batch: &WriteBatch, first_seq: u64) -> StorageResult<()> {
+    /// `key`: scratch space for encoding cell keys.
+    fn insert_batch(
+        &self,
+        mem: &MemSet,
+        batch: &WriteBatch,
+        first_seq: u64,
+        key: &mut Vec<u8>,
+    ) -> StorageResult<()> {
         for (i, m) in batch.iter().enumerate() {
             let m = m?;
-            let key = m.cell_key(first_seq + i as u64).encode();
+            key.clear();
+            m.encode_key_into(first_seq + i as u64, key);
             if m.kind == CellKind::DeleteRow {
                 // A row tombstone covers every family, so every locality group gets it.
                 for mt in &mem.lgs {
-                    mt.insert(key.clone(), Vec::new());
+                    mt.insert(key, &[]);
                 }
             } else {
-                mem.lgs[self.lg_of_family(m.family)?].insert(key, m.value.to_vec());
+                mem.lgs[self.lg_of_family(m.family)?].insert(key, m.value);
             }
         }
         Ok(())

@@ -40,6 +40,20 @@ impl Mutation<'_> {
             seq,
         }
     }
+
+    /// Append the encoded cell key this mutation writes at sequence `seq` to `out` (the
+    /// bytes of `cell_key(seq).encode()`, without the copies).
+    pub fn encode_key_into(&self, seq: u64, out: &mut Vec<u8>) {
+        crate::key::encode_cell_key_into(
+            self.row,
+            self.family,
+            self.qualifier,
+            self.ts,
+            self.kind,
+            seq,
+            out,
+        );
+    }
 }
 
 /// An ordered group of mutations, applied atomically.
@@ -265,6 +279,22 @@ mod tests {
             ms[1].cell_key(5).encode(),
             CellKey::decode(&ms[1].cell_key(5).encode())?.encode()
         );
+        Ok(())
+    }
+
+    #[test]
+    fn encoding_a_key_in_place_matches_the_cell_key() -> StorageResult<()> {
+        let mut wb = WriteBatch::new();
+        wb.put(b"r\x00w", b"f", b"q\x00", 7, b"v");
+        wb.delete_row(b"r", 9);
+        wb.delete_column(b"r2", b"f", b"", 3);
+        let mut out = b"junk".to_vec();
+        for (i, m) in wb.iter().enumerate() {
+            let m = m?;
+            out.clear();
+            m.encode_key_into(40 + i as u64, &mut out);
+            assert_eq!(out, m.cell_key(40 + i as u64).encode());
+        }
         Ok(())
     }
 }

@@ -1,114 +1,144 @@
 //! Group commit for threaded callers: many writers, one WAL append and one sync per group.
 //!
-//! Leader/follower, as in LevelDB's `DBImpl::Write`: a writer enqueues its batch; if no
-//! leader is running it becomes the leader, takes every batch queued so far (up to
-//! `group_bytes_max`), releases the queue lock, commits them with one call of the tablet's
-//! commit function (one append, one sync), then publishes each writer's result. A group is
-//! synced if any of its writers asked for sync.
+//! Leader/follower, as in LevelDB's `DBImpl::Write`, with two changes that matter when there
+//! are more writers than cores.
 //!
-//! While a group's sync is in flight the queue lock is free, so every writer that arrives
-//! then queues up and the whole queue becomes the *next* group, taken in one piece by the
-//! next leader (the test `writers_arriving_during_a_sync_form_the_next_group` pins this).
+//! **Groups, not writers, are queued.** A writer appends its batch to the group forming at the
+//! back of the queue (a new group opens when that one would pass `group_bytes_max`). Any
+//! member of the group at the front may lead it once no other group is committing: the leader
+//! takes the whole group, releases the queue lock, commits it with one call of the tablet's
+//! commit function (one append, one sync), and publishes the results through the group's
+//! one-shot cell. Followers wait on that cell, not on the queue lock, so publishing a group
+//! of any size is one wake-up call, and a woken follower takes no lock to read its result.
+//! The first member of each group also watches the queue (`turn`), so that somebody is awake
+//! to lead it when the group before it finishes.
 //!
-//! Wake-ups are targeted, not broadcast: each waiting writer sleeps on its own condition
-//! variable, and a finishing leader wakes only the writers of its group (their results are
-//! ready) and the writer at the head of the queue (the next leader). A broadcast would wake
-//! every queued writer each group only for all but one to go back to sleep; on a machine
-//! with fewer cores than writers those wake-ups delay the next leader and so the next sync.
+//! **A leader gathers the writers that are coming back.** When a group finishes, its writers
+//! return to their callers, and a closed-loop caller (a thread writing one synced batch after
+//! another) comes straight back with the next one. Without gathering, the next leader starts
+//! at once with whoever queued during the last sync, the returners queue behind its sync,
+//! and N closed-loop writers settle into two alternating groups of N/2, each write waiting
+//! through two syncs. So the first member of the next group waits, up to `gather` (a
+//! bounded, configurable delay, like PostgreSQL's `commit_delay`), until every writer the
+//! last group released has come back; the last one to come back leads at once. A single
+//! writer never waits: it is the only one returning. A writer that does not come back costs
+//! one timed-out wait, and each timeout in a row doubles how many groups skip gathering
+//! (up to 64), so callers that pause between writes do not pay the delay on every group.
 //!
-//! Must not: do I/O itself or hold the queue lock during the commit (followers must be able
-//! to enqueue while the leader syncs — that is where the batching comes from). A
-//! single-threaded actor does not need this: it calls the tablet's `write_group` directly.
+//! Must not: do I/O itself or hold the queue lock during the commit (writers must be able to
+//! enqueue while the leader syncs). A single-threaded actor does not need any of this: it
+//! calls the tablet's `write_group` directly.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use super::batch::WriteBatch;
 use crate::error::{StorageError, StorageResult};
 
-struct Waiting {
-    ticket: u64,
-    batch: WriteBatch,
+/// Consecutive gather timeouts beyond which the skip count stops doubling (2^6 = 64 groups).
+const GATHER_BACKOFF_MAX: u32 = 6;
+
+/// Where a group's result is published: every batch's last sequence number, in order.
+type Outcome = Arc<OnceLock<StorageResult<Vec<u64>>>>;
+
+/// A group still in the queue.
+struct Pending {
+    /// Groups are numbered in queue order; `Queue::taken` says which ones a leader has.
+    gen: u64,
+    batches: Vec<WriteBatch>,
     sync: bool,
-    /// This writer sleeps here, with the queue lock, until its result or its turn to lead.
-    wake: Arc<Condvar>,
+    bytes: usize,
+    outcome: Outcome,
 }
 
 #[derive(Default)]
 struct Queue {
-    next_ticket: u64,
-    waiting: VecDeque<Waiting>,
-    /// Results for writers that have not collected them yet.
-    done: BTreeMap<u64, StorageResult<u64>>,
+    pending: VecDeque<Pending>,
+    next_gen: u64,
+    /// Every group numbered below this has been taken by a leader.
+    taken: u64,
     leader_active: bool,
+    /// Writers the last finished group released that have not called `commit` again.
+    returning: usize,
+    /// A first member is gathering (waiting for returners) with a timeout.
+    gathering: bool,
+    /// Groups left that start without gathering, and the current run of gather timeouts.
+    gather_skip: u64,
+    gather_timeouts_in_a_row: u32,
+    stats: GroupCommitStats,
+}
+
+/// What group commit did, for tests and the benchmark.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupCommitStats {
+    /// Groups whose leader waited for returning writers.
+    pub gathers: u64,
+    /// Gathers that ended at the time limit with writers still missing.
+    pub gather_timeouts: u64,
 }
 
 pub struct GroupCommit {
     queue: Mutex<Queue>,
+    /// The first member of each queued group sleeps here until it may lead (or gathers here).
+    turn: Condvar,
     group_bytes_max: usize,
+    gather: Duration,
 }
 
-/// A leader's duty: give up the leadership and wake who must run next. Dropped without
-/// [`LeaderGuard::finish`] (the commit function panicked), it fails the group's followers so
-/// that nobody waits forever.
-struct LeaderGuard<'a> {
+/// A leader's duty once its group is out of the queue: give up the lead, wake whoever leads
+/// next and publish the results. Dropped unreleased (the commit function panicked), it fails
+/// the group so that nobody waits forever.
+struct Lead<'a> {
     gc: &'a GroupCommit,
-    /// The followers in this group: (ticket, where they sleep).
-    followers: Vec<(u64, Arc<Condvar>)>,
-    finished: bool,
+    /// Where the group's followers wait (none for a group of one).
+    outcome: Option<Outcome>,
+    released: bool,
 }
 
-impl LeaderGuard<'_> {
-    /// Publish the followers' results (`seqs` in follower order), hand over leadership and
-    /// wake the next leader (the head of the queue, which formed while this group committed)
-    /// and the followers.
-    fn finish(mut self, seqs: StorageResult<Vec<u64>>) {
-        let mut q = self.gc.lock();
-        for (i, (ticket, _)) in self.followers.iter().enumerate() {
-            let r = match &seqs {
-                Ok(s) => Ok(s[i]),
-                Err(e) => Err(e.clone()),
-            };
-            q.done.insert(*ticket, r);
+impl Lead<'_> {
+    /// `returning`: the writers that now go back to their callers (the whole group).
+    fn release(&mut self, returning: usize, result: &StorageResult<Vec<u64>>) {
+        self.released = true;
+        let next = {
+            let mut q = self.gc.lock();
+            q.leader_active = false;
+            q.returning = returning;
+            !q.pending.is_empty()
+        };
+        if let Some(outcome) = self.outcome.take() {
+            // One wake-up call for the whole group.
+            let _ = outcome.set(result.clone());
         }
-        self.finished = true;
-        self.release(q);
-    }
-
-    fn release(&self, mut q: MutexGuard<'_, Queue>) {
-        q.leader_active = false;
-        let next = q.waiting.front().map(|w| w.wake.clone());
-        drop(q);
-        // The next leader first: the sync is the bottleneck, so the next one should start as
-        // soon as possible; the followers only return to their callers.
-        if let Some(next) = next {
-            next.notify_one();
-        }
-        for (_, wake) in &self.followers {
-            wake.notify_one();
+        if next {
+            self.gc.turn.notify_all();
         }
     }
 }
 
-impl Drop for LeaderGuard<'_> {
+impl Drop for Lead<'_> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
+        if !self.released {
+            self.release(0, &Err(StorageError::Closed));
         }
-        let mut q = self.gc.lock();
-        for (ticket, _) in &self.followers {
-            q.done.insert(*ticket, Err(StorageError::Closed));
-        }
-        self.release(q);
     }
 }
 
 impl GroupCommit {
+    /// Group commit without gathering: each group is whoever queued while the last one ran.
     pub fn new(group_bytes_max: usize) -> Self {
+        Self::with_gather(group_bytes_max, Duration::ZERO)
+    }
+
+    /// Group commit whose leaders wait up to `gather` for the writers the last group released
+    /// (zero: never wait).
+    pub fn with_gather(group_bytes_max: usize, gather: Duration) -> Self {
         assert!(group_bytes_max > 0);
         GroupCommit {
             queue: Mutex::new(Queue::default()),
+            turn: Condvar::new(),
             group_bytes_max,
+            gather,
         }
     }
 
@@ -116,9 +146,13 @@ impl GroupCommit {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writers queued for the next group (for tests and statistics).
+    /// Batches queued for the next groups (for tests and statistics).
     pub fn queued(&self) -> usize {
-        self.lock().waiting.len()
+        self.lock().pending.iter().map(|p| p.batches.len()).sum()
+    }
+
+    pub fn stats(&self) -> GroupCommitStats {
+        self.lock().stats
     }
 
     /// Commit `batch` as part of some group. `commit(batches, sync)` must write them in order
@@ -128,110 +162,155 @@ impl GroupCommit {
         F: FnMut(&[&WriteBatch], bool) -> StorageResult<Vec<u64>>,
     {
         let mut q = self.lock();
-        if !q.leader_active && q.waiting.is_empty() {
+        q.returning = q.returning.saturating_sub(1);
+        if !q.leader_active && q.pending.is_empty() && q.returning == 0 {
             // Nobody to batch with: lead a group of one without copying the batch.
             q.leader_active = true;
             drop(q);
-            let guard = LeaderGuard {
+            let mut lead = Lead {
                 gc: self,
-                followers: Vec::new(),
-                finished: false,
+                outcome: None,
+                released: false,
             };
-            let result = commit(&[batch], sync);
-            guard.finish(Ok(Vec::new()));
-            return result.map(|seqs| {
-                assert_eq!(seqs.len(), 1);
+            let result = commit(&[batch], sync).map(|seqs| {
+                assert_eq!(seqs.len(), 1, "one sequence number per batch");
                 seqs[0]
             });
+            lead.release(1, &Ok(Vec::new()));
+            return result;
         }
-        let me = q.next_ticket;
-        q.next_ticket += 1;
-        let wake = Arc::new(Condvar::new());
-        q.waiting.push_back(Waiting {
-            ticket: me,
-            batch: batch.clone(),
-            sync,
-            wake: wake.clone(),
-        });
+        let (gen, index, outcome) = self.join(&mut q, batch, sync);
+        let mut gathered = false;
         loop {
-            if let Some(r) = q.done.remove(&me) {
-                return r;
+            if gen < q.taken {
+                // A leader has this writer's group: wait for its result, without the lock.
+                drop(q);
+                return pick(outcome.wait(), index);
             }
-            if q.leader_active {
-                q = wake.wait(q).unwrap_or_else(|e| e.into_inner());
+            let front = q.pending.front().map(|p| p.gen) == Some(gen);
+            if front && !q.leader_active {
+                let wanted = q.returning > 0 && !self.gather.is_zero();
+                let skipped = wanted && q.gather_skip > 0;
+                if !wanted || skipped || (index == 0 && gathered) {
+                    if skipped {
+                        q.gather_skip -= 1;
+                    }
+                    return self.lead(q, index, &mut commit);
+                }
+                if index == 0 {
+                    q = self.gather(q, gen);
+                    gathered = true;
+                    continue;
+                }
+            }
+            if index == 0 {
+                q = self.turn.wait(q).unwrap_or_else(|e| e.into_inner());
                 continue;
-            }
-            // Lead: take everything queued (this writer's batch is among it).
-            q.leader_active = true;
-            let mut group = Vec::new();
-            let mut bytes = 0usize;
-            while let Some(w) = q.waiting.front() {
-                if !group.is_empty() && bytes + w.batch.size_bytes() > self.group_bytes_max {
-                    break;
-                }
-                bytes += w.batch.size_bytes();
-                if let Some(w) = q.waiting.pop_front() {
-                    group.push(w);
-                }
             }
             drop(q);
-            let mine = group.iter().position(|w| w.ticket == me);
-            let guard = LeaderGuard {
-                gc: self,
-                followers: group
-                    .iter()
-                    .filter(|w| w.ticket != me)
-                    .map(|w| (w.ticket, w.wake.clone()))
-                    .collect(),
-                finished: false,
-            };
-            let Some(mine) = mine else {
-                // This writer's batch lies beyond the byte budget: it only led for the head
-                // of the queue, and waits for a later group.
-                let result = commit_refs(&group, &mut commit);
-                finish_group(guard, &group, usize::MAX, result);
-                q = self.lock();
-                continue;
-            };
-            let result = commit_refs(&group, &mut commit);
-            let own = match &result {
-                Ok(seqs) => Ok(seqs[mine]),
-                Err(e) => Err(e.clone()),
-            };
-            finish_group(guard, &group, mine, result);
-            return own;
+            return pick(outcome.wait(), index);
         }
+    }
+
+    /// Add `batch` to the group forming at the back of the queue (or open one); its group
+    /// number, its index in the group and where the group's result will appear.
+    fn join(&self, q: &mut Queue, batch: &WriteBatch, sync: bool) -> (u64, usize, Outcome) {
+        let size = batch.size_bytes();
+        let fits = q
+            .pending
+            .back()
+            .is_some_and(|p| p.bytes + size <= self.group_bytes_max);
+        if !fits {
+            let gen = q.next_gen;
+            q.next_gen += 1;
+            q.pending.push_back(Pending {
+                gen,
+                batches: Vec::new(),
+                sync: false,
+                bytes: 0,
+                outcome: Arc::new(OnceLock::new()),
+            });
+            if q.gathering {
+                // A full group is waiting behind the gatherer's: stop gathering.
+                self.turn.notify_all();
+            }
+        }
+        let Some(p) = q.pending.back_mut() else {
+            unreachable!("a group was just opened")
+        };
+        p.batches.push(batch.clone());
+        p.sync |= sync;
+        p.bytes += size;
+        (p.gen, p.batches.len() - 1, p.outcome.clone())
+    }
+
+    /// Wait (as the first member of the front group) until the writers the last group
+    /// released are back, a second group has formed, or the time limit passes.
+    fn gather<'a>(&'a self, mut q: MutexGuard<'a, Queue>, gen: u64) -> MutexGuard<'a, Queue> {
+        q.stats.gathers += 1;
+        q.gathering = true;
+        let (mut q, waited) = self
+            .turn
+            .wait_timeout_while(q, self.gather, |q| {
+                q.returning > 0 && q.taken <= gen && q.pending.len() == 1 && !q.leader_active
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        q.gathering = false;
+        if waited.timed_out() && q.returning > 0 {
+            // Somebody is not coming back soon: forget them, and gather less for a while.
+            q.returning = 0;
+            q.stats.gather_timeouts += 1;
+            q.gather_skip = 1 << q.gather_timeouts_in_a_row;
+            q.gather_timeouts_in_a_row = (q.gather_timeouts_in_a_row + 1).min(GATHER_BACKOFF_MAX);
+        } else if q.returning == 0 {
+            q.gather_timeouts_in_a_row = 0;
+        }
+        q
+    }
+
+    /// Take the front group (which holds this writer's batch at `index`) and commit it.
+    fn lead<F>(
+        &self,
+        mut q: MutexGuard<'_, Queue>,
+        index: usize,
+        commit: &mut F,
+    ) -> StorageResult<u64>
+    where
+        F: FnMut(&[&WriteBatch], bool) -> StorageResult<Vec<u64>>,
+    {
+        let Some(group) = q.pending.pop_front() else {
+            unreachable!("the caller checked its group is at the front")
+        };
+        q.taken = group.gen + 1;
+        q.leader_active = true;
+        let first_member_waits = index != 0;
+        drop(q);
+        if first_member_waits {
+            // It may be asleep on `turn` (gathering): send it to wait for the result.
+            self.turn.notify_all();
+        }
+        let mut lead = Lead {
+            gc: self,
+            outcome: Some(group.outcome.clone()),
+            released: false,
+        };
+        let refs: Vec<&WriteBatch> = group.batches.iter().collect();
+        let result = commit(&refs, group.sync);
+        if let Ok(seqs) = &result {
+            assert_eq!(seqs.len(), refs.len(), "one sequence number per batch");
+        }
+        lead.release(refs.len(), &result);
+        pick(&result, index)
     }
 }
 
-fn commit_refs<F>(group: &[Waiting], commit: &mut F) -> StorageResult<Vec<u64>>
-where
-    F: FnMut(&[&WriteBatch], bool) -> StorageResult<Vec<u64>>,
-{
-    let sync_any = group.iter().any(|w| w.sync);
-    let refs: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
-    let seqs = commit(&refs, sync_any)?;
-    assert_eq!(seqs.len(), group.len(), "one sequence number per batch");
-    Ok(seqs)
+fn pick(result: &StorageResult<Vec<u64>>, index: usize) -> StorageResult<u64> {
+    match result {
+        Ok(seqs) => Ok(seqs[index]),
+        Err(e) => Err(e.clone()),
+    }
 }
 
-/// Publish a group's results to its followers (every member but the one at `leader_pos`).
-fn finish_group(
-    guard: LeaderGuard<'_>,
-    group: &[Waiting],
-    leader_pos: usize,
-    result: StorageResult<Vec<u64>>,
-) {
-    let follower_seqs = result.map(|seqs| {
-        seqs.into_iter()
-            .zip(group)
-            .enumerate()
-            .filter(|(i, _)| *i != leader_pos)
-            .map(|(_, (s, _))| s)
-            .collect()
-    });
-    guard.finish(follower_seqs);
-}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,5 +533,135 @@ mod tests {
             .count();
         assert_eq!((panicked, failed), (1, 1));
         assert_eq!(gc.commit(&wb, true, |b, _| Ok(vec![9; b.len()])), Ok(9));
+    }
+
+    fn gated_wal() -> (FakeWal, std::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let wal = FakeWal {
+            groups: Mutex::new(Vec::new()),
+            next_seq: Mutex::new(0),
+            in_sync: tx,
+            gate: Mutex::new(false),
+            gate_cv: Condvar::new(),
+        };
+        (wal, rx)
+    }
+
+    fn open_gate(wal: &FakeWal) {
+        *wal.gate.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        wal.gate_cv.notify_all();
+    }
+
+    fn one_put(row: &str) -> WriteBatch {
+        let mut wb = WriteBatch::new();
+        wb.put(row.as_bytes(), b"f", b"q", 1, b"v");
+        wb
+    }
+
+    #[test]
+    fn released_writers_are_gathered_into_one_group() {
+        let gc = GroupCommit::with_gather(1 << 20, Duration::from_secs(1));
+        let (wal, in_first_sync) = gated_wal();
+        let (others, rounds) = (3usize, 5usize);
+        let results: Vec<StorageResult<u64>> = std::thread::scope(|s| {
+            let (gc, wal) = (&gc, &wal);
+            let writer = move |w: usize| {
+                (0..rounds)
+                    .map(|i| {
+                        gc.commit(&one_put(&format!("{w}-{i}")), true, |b, y| wal.commit(b, y))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let first = s.spawn(move || writer(0));
+            // The first writer leads a group of one, held in its sync until the others queue.
+            in_first_sync.recv().unwrap_or_default();
+            let rest: Vec<_> = (1..=others).map(|w| s.spawn(move || writer(w))).collect();
+            while gc.queued() < others {
+                std::thread::yield_now();
+            }
+            open_gate(wal);
+            std::iter::once(first)
+                .chain(rest)
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        assert_eq!(results.len(), (others + 1) * rounds);
+        assert!(results.iter().all(|r| r.is_ok()));
+        let sizes: Vec<usize> = wal
+            .groups
+            .lock()
+            .map(|g| g.iter().map(|(n, _)| *n).collect())
+            .unwrap_or_default();
+        // Without gathering, the first writer's next batch would queue behind the others'
+        // group and the writers would alternate in two groups. With it, the others' group
+        // waits for the first writer, and from then on every group waits for every writer the
+        // group before released: all four share each sync. The last group holds the three
+        // others' last batches; it waited for the first writer, which had finished, until
+        // the time limit.
+        let mut expected = vec![1];
+        expected.extend(std::iter::repeat_n(others + 1, rounds - 1));
+        expected.push(others);
+        assert_eq!(sizes, expected);
+        assert_eq!(
+            gc.stats().gather_timeouts,
+            1,
+            "only the last group waited in vain"
+        );
+    }
+
+    #[test]
+    fn a_single_writer_never_gathers() {
+        let gc = GroupCommit::with_gather(1 << 20, Duration::from_secs(3600));
+        for i in 0..100u64 {
+            assert_eq!(
+                gc.commit(&one_put("r"), true, |b, _| Ok(vec![i; b.len()])),
+                Ok(i)
+            );
+        }
+        assert_eq!(gc.stats(), GroupCommitStats::default());
+    }
+
+    #[test]
+    fn a_writer_that_does_not_come_back_costs_one_timeout_then_gathering_backs_off() {
+        let gc = GroupCommit::with_gather(1 << 20, Duration::from_millis(50));
+        let (wal, in_first_sync) = gated_wal();
+        std::thread::scope(|s| {
+            let (gc, wal) = (&gc, &wal);
+            // A writes once, alone, held in its sync while B and C queue as one group.
+            let a = s.spawn(move || gc.commit(&one_put("a"), true, |b, y| wal.commit(b, y)));
+            in_first_sync.recv().unwrap_or_default();
+            let c = s.spawn(move || gc.commit(&one_put("c"), true, |b, y| wal.commit(b, y)));
+            while gc.queued() < 1 {
+                std::thread::yield_now();
+            }
+            let b = s.spawn(move || {
+                // B's group waits for A, which never writes again: one timeout. C does not
+                // come back either, but the next group skips gathering after a timeout, and
+                // the one after that is B's alone (B is the only one returning).
+                (0..3)
+                    .map(|i| gc.commit(&one_put(&format!("b{i}")), true, |b, y| wal.commit(b, y)))
+                    .collect::<Vec<_>>()
+            });
+            while gc.queued() < 2 {
+                std::thread::yield_now();
+            }
+            open_gate(wal);
+            assert!(a.join().is_ok_and(|r| r.is_ok()));
+            assert!(c.join().is_ok_and(|r| r.is_ok()));
+            assert!(b.join().is_ok_and(|r| r.iter().all(|r| r.is_ok())));
+        });
+        let sizes: Vec<usize> = wal
+            .groups
+            .lock()
+            .map(|g| g.iter().map(|(n, _)| *n).collect())
+            .unwrap_or_default();
+        assert_eq!(sizes, vec![1, 2, 1, 1]);
+        assert_eq!(
+            gc.stats(),
+            GroupCommitStats {
+                gathers: 1,
+                gather_timeouts: 1
+            }
+        );
     }
 }
