@@ -3,7 +3,8 @@
 # to back ROUNDS times (default 5) so that both sides of each ratio see the same disk load.
 # Prints one line per round and the median and spread of the ratio. The disk is shared, so
 # single rounds swing widely; only the median over rounds means anything.
-# SHALE (default target/release/shale) and FILLSYNC_NUM (default 5000) override.
+# SHALE (default target/release/shale) and FILLSYNC_NUM (default 20000: at 5000 the 16-writer
+# side lasts ~0.1 s and swings with the disk) override.
 # SHALE_BASE=<another shale binary> compares two builds: each round runs the base build's
 # pair, then SHALE's, and the summary adds the base's median and the median per-round ratio
 # of the two 16-writer rates (new / base), the least noisy A/B figure this disk allows.
@@ -11,7 +12,7 @@ set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
-FILLSYNC_NUM=${FILLSYNC_NUM:-5000}
+FILLSYNC_NUM=${FILLSYNC_NUM:-20000}
 SHALE=${SHALE:-target/release/shale}
 SHALE_BASE=${SHALE_BASE:-}
 if [ "$SHALE" = target/release/shale ]; then cargo build --release -q -p shale; fi
