@@ -153,6 +153,8 @@ pub(crate) struct WalState {
     writer: Option<WalWriter>,
     /// Once an append or sync failed the WAL's tail is unknown; nothing more is appended.
     failed: Option<StorageError>,
+    /// Scratch space for encoding cell keys on their way into the memtables.
+    key_scratch: Vec<u8>,
 }
 
 pub(crate) struct Inner {

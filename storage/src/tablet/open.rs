@@ -246,6 +246,7 @@ impl Tablet {
             wal: Mutex::new(WalState {
                 writer: Some(wal),
                 failed: None,
+                key_scratch: Vec::new(),
             }),
             inner: Mutex::new(inner),
         })

@@ -107,9 +107,8 @@ impl Tablet {
             wal.failed = Some(e.clone());
             return Err(e);
         }
-        let mut key = Vec::new();
         for (b, &first) in batches.iter().zip(&firsts) {
-            self.insert_batch(&mem, b, first, &mut key)?;
+            self.insert_batch(&mem, b, first, &mut wal.key_scratch)?;
         }
         let mut inner = lock(&self.inner);
         let last = lasts.last().copied().unwrap_or(inner.visible_sequence);

@@ -14,6 +14,8 @@ pub struct WalWriter {
     path: String,
     number: u64,
     buf: Vec<u8>,
+    /// One record's payload while it is framed (kept to reuse its allocation).
+    payload: Vec<u8>,
     /// Bytes appended and known durable, for the tablet's accounting and assertions.
     synced_len: u64,
 }
@@ -26,6 +28,7 @@ impl WalWriter {
             path,
             number,
             buf: Vec::new(),
+            payload: Vec::new(),
             synced_len: 0,
         }
     }
@@ -54,12 +57,11 @@ impl WalWriter {
     ) -> StorageResult<()> {
         assert_eq!(batches.len(), seqs.len());
         self.buf.clear();
-        let mut payload = Vec::new();
         for (b, &seq) in batches.iter().zip(seqs) {
             assert!(!b.is_empty(), "empty batches never reach the WAL");
-            payload.clear();
-            b.encode_record_payload(seq, &mut payload);
-            encode_record(&mut self.buf, RecordType::WriteBatch, &payload);
+            self.payload.clear();
+            b.encode_record_payload(seq, &mut self.payload);
+            encode_record(&mut self.buf, RecordType::WriteBatch, &self.payload);
         }
         self.file.append(&self.buf)?;
         if sync {
