@@ -1,11 +1,12 @@
 //! Evaluation of a transaction against the state: checks, per-op rules, references between
-//! records, and the no-overlap rule for tablets.
+//! records, the no-overlap rule for tablets, and stat rows following their subjects (a
+//! deleted tablet or node takes its stat row along; a row for a missing tablet is not written).
 //!
 //! Owns: the rules the store itself enforces on every write (a failed rule rejects the whole
 //! transaction). Must not: change the state (that is `MetaState::apply`), read a clock (time
 //! comes in through [`EvalEnv`]), or judge tablet state transitions (the master's business).
 
-use super::model::{Record, RecordKey, TabletId, TabletRecord};
+use super::model::{Record, RecordKey, StatSubject, TabletId, TabletRecord};
 use super::state::{EvalEnv, MetaState};
 use super::txn::{Check, Op, Txn, Write};
 use super::MetaError;
@@ -26,7 +27,52 @@ impl MetaState {
         }
         self.check_references(&writes)?;
         self.check_no_overlap(&writes)?;
+        self.stats_follow_subjects(&mut writes);
         Ok(writes)
+    }
+
+    /// Stat rows follow their subjects. Deleting a tablet or a node deletes its stat row in
+    /// the same transaction (splits, merges and drops delete tablets all the time; without
+    /// this their rows would pile up forever). A stat row for a tablet that does not exist
+    /// after the transaction is not written: a query round's report can arrive after a split
+    /// or merge removed the tablet, and losing that row costs nothing, while refusing the
+    /// whole transaction would lose every other row in it.
+    fn stats_follow_subjects(&self, writes: &mut Vec<Write>) {
+        let mut tablets_deleted = BTreeSet::new();
+        let mut tablets_put = BTreeSet::new();
+        let mut subjects_gone = Vec::new();
+        for w in writes.iter() {
+            match w {
+                Write::Delete(RecordKey::Tablet(id)) => {
+                    tablets_deleted.insert(*id);
+                    subjects_gone.push(StatSubject::Tablet(*id));
+                }
+                Write::Delete(RecordKey::Node(id)) => subjects_gone.push(StatSubject::Node(*id)),
+                Write::Put(Record::Tablet(t)) => {
+                    tablets_put.insert(t.id);
+                }
+                _ => {}
+            }
+        }
+        let tablet_exists_after = |id: &TabletId| {
+            tablets_put.contains(id)
+                || (self.data.tablets.contains_key(id) && !tablets_deleted.contains(id))
+        };
+        writes.retain(|w| match w {
+            Write::Put(Record::Stat(row)) => match &row.subject {
+                StatSubject::Tablet(id) => tablet_exists_after(id),
+                StatSubject::Node(_) => true,
+            },
+            _ => true,
+        });
+        for subject in subjects_gone {
+            let deleted_here = writes
+                .iter()
+                .any(|w| matches!(w, Write::Delete(RecordKey::Stat(s)) if *s == subject));
+            if self.data.stats.contains_key(&subject) && !deleted_here {
+                writes.push(Write::Delete(RecordKey::Stat(subject)));
+            }
+        }
     }
 
     fn check(&self, check: &Check, now: Time) -> Result<(), MetaError> {

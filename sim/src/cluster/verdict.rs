@@ -13,7 +13,7 @@ use crate::check::{
     KvOp, KvOutput, LinearizabilityConfig, RowKey, Verdict,
 };
 use shale_actors::cluster::ClusterNode;
-use shale_actors::meta::{TableStatus, TabletId, TabletStatus};
+use shale_actors::meta::{StatSubject, TableStatus, TabletId, TabletStatus};
 use shale_actors::proto::control::ServedState;
 use shale_actors::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,6 +68,8 @@ pub enum Violation {
     },
     #[error("table {table}: key coverage: {detail}")]
     Coverage { table: String, detail: String },
+    #[error("meta holds a stat row of tablet {tablet}, which it does not have")]
+    OrphanStatRow { tablet: TabletId },
     #[error("liveness: not converged {waited:?} after healing: {detail}")]
     Liveness { waited: Duration, detail: String },
     #[error("meta and master memory disagree: {0}")]
@@ -324,6 +326,14 @@ impl SimCluster {
                         table: name.clone(),
                         detail: format!("{v:?}"),
                     });
+                }
+            }
+            // Stat rows go with their tablets: splits, merges and drops leave none behind.
+            for s in snap.stats.keys() {
+                if let StatSubject::Tablet(t) = s {
+                    if !snap.tablets.contains_key(t) {
+                        violations.push(Violation::OrphanStatRow { tablet: *t });
+                    }
                 }
             }
         }

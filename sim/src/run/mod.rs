@@ -100,7 +100,7 @@ pub fn check_of(v: &Violation) -> Option<Check> {
         | Violation::ServedOutsideRange { .. }
         | Violation::StaleVersionServed { .. } => Check::SingleOwner,
         Violation::FileDeletedWhileLive { .. } => Check::GcSafety,
-        Violation::Coverage { .. } => Check::MetaCoverage,
+        Violation::Coverage { .. } | Violation::OrphanStatRow { .. } => Check::MetaCoverage,
         Violation::Liveness { .. } => Check::Liveness,
         Violation::MemoryDisagrees(_) => Check::MetaAgreesWithMaster,
         Violation::NotLinearizable(_) | Violation::Undecided(_) => Check::Linearizability,

@@ -301,7 +301,8 @@ pub enum Check {
     Linearizability,
     /// Every acknowledged write is in the final reads.
     NoLostWrites,
-    /// Every key of an enabled table is in exactly one tablet in meta.
+    /// Every key of an enabled table is in exactly one tablet in meta, and meta holds no
+    /// stat row of a tablet it does not have.
     MetaCoverage,
     /// A tablet is served by at most one node, at its latest version.
     SingleOwner,

@@ -90,6 +90,26 @@ fn model_eval(m: &Model, txn: &Txn) -> Option<Model> {
             }
         }
     }
+    // Stat rows follow their subjects: a tablet's row is written only if the tablet exists
+    // afterwards (otherwise the old row, if any, stays), and a deleted tablet takes its row.
+    for op in &txn.ops {
+        if let Op::PutStat(row) = op {
+            if let StatSubject::Tablet(id) = row.subject {
+                if !next.records.contains_key(&RecordKey::Tablet(id)) {
+                    match m.records.get(&op.key()) {
+                        Some(old) => next.records.insert(op.key(), old.clone()),
+                        None => next.records.remove(&op.key()),
+                    };
+                }
+            }
+        }
+    }
+    for op in &txn.ops {
+        if let Op::DeleteTablet(id) = op {
+            next.records
+                .remove(&RecordKey::Stat(StatSubject::Tablet(*id)));
+        }
+    }
     // Every tablet's table exists afterwards.
     let tables_ok = next.records.values().all(|(_, r)| match r {
         Record::Tablet(t) => next
@@ -161,7 +181,16 @@ fn key_of(i: u8) -> RecordKey {
         0 => tkey(&format!("t{}", i % 2)),
         1 => tbkey(u64::from(i % 6) + 1),
         2 => RecordKey::Procedure(ProcedureId(u64::from(i % 4) + 1)),
-        _ => RecordKey::Stat(StatSubject::Node(NodeId(u64::from(i % 3)))),
+        _ => RecordKey::Stat(stat_subject(i)),
+    }
+}
+
+/// Stat rows of nodes (which this test never creates) and of the tablets it does create.
+fn stat_subject(i: u8) -> StatSubject {
+    if (i / 4).is_multiple_of(2) {
+        StatSubject::Node(NodeId(u64::from(i % 3)))
+    } else {
+        StatSubject::Tablet(TabletId(u64::from(i % 6) + 1))
     }
 }
 
@@ -193,10 +222,8 @@ fn op_of(spec: &OpSpec) -> Op {
             Op::PutProcedure(p)
         }
         OpSpec::DeleteProcedure(i) => Op::DeleteProcedure(ProcedureId(u64::from(i % 4) + 1)),
-        OpSpec::PutStat(i, round) => {
-            Op::PutStat(stat(StatSubject::Node(NodeId(u64::from(i % 3))), round))
-        }
-        OpSpec::DeleteStat(i) => Op::DeleteStat(StatSubject::Node(NodeId(u64::from(i % 3)))),
+        OpSpec::PutStat(i, round) => Op::PutStat(stat(stat_subject(i), round)),
+        OpSpec::DeleteStat(i) => Op::DeleteStat(stat_subject(i)),
     }
 }
 

@@ -29,7 +29,8 @@ fn each_kind() -> Vec<(RecordKey, Op, Op, Op)> {
     tb2.status = TabletStatus::Ready;
     let mut p2 = procedure(3, ProcedureKind::Split);
     p2.phase = "unload".into();
-    let subject = StatSubject::Tablet(TabletId(5));
+    // A node's row: a tablet's row is only written while the tablet exists.
+    let subject = StatSubject::Node(NodeId(9));
     vec![
         (
             tkey("u"),
@@ -133,6 +134,117 @@ fn cas_succeeds_and_conflicts_for_every_record_kind() {
             assert!(v3 > v2);
         }
     }
+}
+
+#[test]
+fn stat_rows_go_with_their_tablets_and_nodes() {
+    let mut h = Harness::new();
+    h.txn(MASTER, put(Op::PutTable(table("t"))))
+        .expect("table t");
+    let node = StatSubject::Node(NodeId(7));
+    let (t5, t6) = (
+        StatSubject::Tablet(TabletId(5)),
+        StatSubject::Tablet(TabletId(6)),
+    );
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::PutTablet(tablet(5, "t", "", "m")))
+            .op(Op::PutTablet(tablet(6, "t", "m", "")))
+            .op(Op::PutStat(stat(t5, 1)))
+            .op(Op::PutStat(stat(t6, 1))),
+    )
+    .expect("tablets with their stat rows");
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::PutNode(NodeRecord {
+                id: NodeId(7),
+                name: "n7".into(),
+                addr: Addr("h:7".into()),
+                status: NodeStatus::Up,
+                epoch: Epoch(1),
+                lease_expiry: crate::kernel::Time::ZERO,
+                registered_at: crate::kernel::Time::ZERO,
+                total_disk_bytes: 0,
+            }))
+            .op(Op::PutStat(stat(node, 1))),
+    )
+    .expect("a node with its stat row");
+    for s in [node, t5, t6] {
+        assert!(h.get(RecordKey::Stat(s)).is_some(), "{s:?} written");
+    }
+    // A merge: both tablets go, one takes their place. Their rows go with them.
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::DeleteTablet(TabletId(5)))
+            .op(Op::DeleteTablet(TabletId(6)))
+            .op(Op::PutTablet(tablet(8, "t", "", ""))),
+    )
+    .expect("merge");
+    assert_eq!(h.get(RecordKey::Stat(t5)), None);
+    assert_eq!(h.get(RecordKey::Stat(t6)), None);
+    // Dropping the table's last tablet and the table takes the row as well.
+    h.txn(
+        MASTER,
+        put(Op::PutStat(stat(StatSubject::Tablet(TabletId(8)), 2))),
+    )
+    .expect("row of tablet 8");
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::DeleteTablet(TabletId(8)))
+            .op(Op::DeleteTable("t".into())),
+    )
+    .expect("drop");
+    assert_eq!(
+        h.get(RecordKey::Stat(StatSubject::Tablet(TabletId(8)))),
+        None
+    );
+    h.txn(MASTER, put(Op::DeleteNode(NodeId(7))))
+        .expect("node removed");
+    assert_eq!(h.get(RecordKey::Stat(node)), None);
+}
+
+#[test]
+fn a_stat_row_for_a_tablet_that_is_gone_is_not_written() {
+    let mut h = Harness::new();
+    h.txn(MASTER, put(Op::PutTable(table("t"))))
+        .expect("table t");
+    h.txn(MASTER, put(Op::PutTablet(tablet(5, "t", "", ""))))
+        .expect("tablet 5");
+    // A query round's rows, arriving after a split removed tablet 4 (or before tablet 9
+    // exists): the other rows are written, those two are not, and the transaction commits.
+    let (t4, t5, t9) = (
+        StatSubject::Tablet(TabletId(4)),
+        StatSubject::Tablet(TabletId(5)),
+        StatSubject::Tablet(TabletId(9)),
+    );
+    let n = StatSubject::Node(NodeId(1));
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::PutStat(stat(t4, 3)))
+            .op(Op::PutStat(stat(t5, 3)))
+            .op(Op::PutStat(stat(t9, 3)))
+            .op(Op::PutStat(stat(n, 3))),
+    )
+    .expect("the round's rows commit");
+    assert_eq!(h.get(RecordKey::Stat(t4)), None);
+    assert_eq!(h.get(RecordKey::Stat(t9)), None);
+    assert!(h.get(RecordKey::Stat(t5)).is_some());
+    assert!(h.get(RecordKey::Stat(n)).is_some());
+    // The tablet and its row in one transaction: written.
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::PutTablet(tablet(9, "t", "zz", "")))
+            .op(Op::PutTablet(tablet(5, "t", "", "zz")))
+            .op(Op::PutStat(stat(t9, 4))),
+    )
+    .expect("split-like");
+    assert!(h.get(RecordKey::Stat(t9)).is_some());
 }
 
 #[test]
