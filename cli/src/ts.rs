@@ -1,6 +1,6 @@
-//! `shale ts`: time-series tables. `create`, `describe` and `partitions` are meta store
-//! calls; `put` turns rows into published partitions and `scan` reads a time range across
-//! them.
+//! `shale ts`: time-series tables. `create`, `describe`, `partitions` and `move` are meta
+//! store calls; `put` turns rows into published partitions and `scan` reads a time range
+//! across them.
 //!
 //! Where partition files live: on the cluster's shared file store, under its data folder, at
 //! `ts/<table>/<YYYYMMDD>/<index:04>/` (`part-NNNN.grid` files and `SUCCESS`). The meta store
@@ -24,7 +24,7 @@ use serde_json::{json, Value as Json};
 use shale_client::catalog::{ColumnSpec, ColumnType, PartitionInfo, TsTableInfo};
 use shale_client::BlockingClient;
 use shale_storage::fs::{FileStore, LocalFs};
-use shale_storage::ts::civil::MS_PER_DAY;
+use shale_storage::ts::civil::{date_of, MS_PER_DAY};
 use shale_storage::ts::{
     is_published, partition_dir, read_partition, write_partition, IngestOptions, PartitionSlot,
     PartitionSpec, Row, TimeError, TsError,
@@ -62,6 +62,20 @@ pub enum TsCmd {
         /// Create the day's missing partitions first.
         #[arg(long)]
         create: bool,
+    },
+    /// Move one partition to another node: the partition of the UTC day holding AT with
+    /// index INDEX (as `partitions` lists them) is placed on node TO from now on. Partitions
+    /// never move on their own, not even when their node dies; this is how an operator moves
+    /// them. The files stay where they are (every node mounts the same store).
+    Move {
+        table: String,
+        #[arg(long)]
+        at: String,
+        #[arg(long)]
+        index: u32,
+        /// The node id to move it to (`shale node list`).
+        #[arg(long)]
+        to: u64,
     },
     /// Write rows as published partition files (`TIME,KEY,VALUE...` per CSV line, or JSON
     /// Lines with "timestamp", "key" and one field per column).
@@ -145,6 +159,16 @@ pub fn run(cmd: TsCmd, conn: &Conn) -> Result<(), TsCmdError> {
         TsCmd::Partitions { table, at, create } => {
             let parts = c.partition_infos(&table, parse_time(&at)?, create)?;
             print_partitions(&parts, conn.json);
+        }
+        TsCmd::Move {
+            table,
+            at,
+            index,
+            to,
+        } => {
+            let date = date_of(parse_time(&at)?)?;
+            let moved = c.move_partition(&table, date, index, shale_client::NodeId(to))?;
+            print_partitions(&[moved], conn.json);
         }
         TsCmd::Put {
             table,

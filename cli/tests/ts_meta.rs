@@ -1,5 +1,5 @@
 //! End to end over TCP: `shale ts` (create, put across partitions, scan in time order,
-//! immutability and schema errors), `shale node list` disk figures, and the meta store on
+//! immutability and schema errors, moving a partition), `shale node list` disk figures, and the meta store on
 //! MySQL (`shale meta --meta-backend mysql://...`) surviving a restart of the meta process.
 //!
 //! The MySQL test needs `SHALE_TEST_MYSQL_URL` (`.ci/run` starts MariaDB and sets it);
@@ -189,6 +189,85 @@ fn ts_put_and_scan_across_partitions_and_node_disk() {
     let nodes: std::collections::BTreeSet<u64> =
         parts.iter().map(|p| p["node"].as_u64().unwrap()).collect();
     assert_eq!(nodes.len(), 2, "{parts:?}");
+    // An operator moves the 10:00 partition (which holds rows) to the other node; the
+    // listing shows the new node, and the rows still read (the files do not move).
+    let p10 = &parts[10];
+    let (from, to) = (
+        p10["node"].as_u64().unwrap(),
+        *nodes
+            .iter()
+            .find(|n| **n != p10["node"].as_u64().unwrap())
+            .unwrap(),
+    );
+    let moved = json(
+        &c,
+        d,
+        &[
+            "ts",
+            "move",
+            "m",
+            "--at",
+            "2024-05-01",
+            "--index",
+            "10",
+            "--to",
+            &to.to_string(),
+        ],
+    );
+    assert_eq!(moved[0]["node"].as_u64(), Some(to), "{moved}");
+    assert_eq!(moved[0]["index"].as_u64(), Some(10));
+    let after = json(&c, d, &["ts", "partitions", "m", "--at", "2024-05-01"]);
+    assert_eq!(after[10]["node"].as_u64(), Some(to), "moved from {from}");
+    assert_eq!(after[10]["id"], p10["id"]);
+    let hour = json(
+        &c,
+        d,
+        &[
+            "ts",
+            "scan",
+            "m",
+            "--from",
+            "2024-05-01T10:00:00Z",
+            "--to",
+            "2024-05-01T11:00:00Z",
+        ],
+    );
+    assert_eq!(hour.as_array().map(Vec::len), Some(2), "{hour}");
+    // Unknown node, unknown partition: typed errors, nothing changes.
+    let (good, _, err) = shale(
+        &c,
+        d,
+        &[
+            "ts",
+            "move",
+            "m",
+            "--at",
+            "2024-05-01",
+            "--index",
+            "10",
+            "--to",
+            "999",
+        ],
+    );
+    assert!(!good && err.contains("999"), "{err}");
+    let (good, _, err) = shale(
+        &c,
+        d,
+        &[
+            "ts",
+            "move",
+            "m",
+            "--at",
+            "2024-05-01",
+            "--index",
+            "24",
+            "--to",
+            &to.to_string(),
+        ],
+    );
+    assert!(!good && err.to_lowercase().contains("partition"), "{err}");
+    let again = json(&c, d, &["ts", "partitions", "m", "--at", "2024-05-01"]);
+    assert_eq!(again[10]["node"].as_u64(), Some(to));
     // Node list: status and disk from the meta store's registry.
     let list = json(&c, d, &["node", "list"]);
     let list = list.as_array().unwrap();
