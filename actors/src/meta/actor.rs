@@ -8,6 +8,11 @@
 //! ahead of the disk, so the actor forgets memory and reloads from the backend, answering the
 //! waiting requests `OutcomeUnknown`/`Unavailable`.
 //!
+//! A failed load is retried every `load_retry_interval`, except one refused for its format
+//! ([`BackendError::UnsupportedFormat`]: data from a newer build): no retry can fix that, so
+//! the store logs it once, stays unavailable and reports it through [`MetaStore::refused`]
+//! until it is restarted.
+//!
 //! Must not: read a clock or do disk work on its own turn (only inside jobs).
 
 use super::backend::{Loaded, MetaBackend};
@@ -82,6 +87,8 @@ pub struct MetaStore {
     lane: Lane,
     held: VecDeque<Held>,
     pub(super) counters: MetaCounters,
+    /// Set when a load was refused for good (see the module docs).
+    refused: Option<BackendError>,
 }
 
 impl MetaStore {
@@ -98,6 +105,7 @@ impl MetaStore {
             lane: Lane::Idle,
             held: VecDeque::new(),
             counters: MetaCounters::default(),
+            refused: None,
         }
     }
 
@@ -116,6 +124,11 @@ impl MetaStore {
     }
     pub fn config(&self) -> &MetaConfig {
         &self.config
+    }
+    /// Why the store refused its stored data for good (a format version from a newer build),
+    /// if it did: it then serves nothing and does not retry until restarted.
+    pub fn refused(&self) -> Option<&BackendError> {
+        self.refused.as_ref()
     }
 
     fn env(&self, ctx: &Ctx<'_, Self>) -> EvalEnv {
@@ -462,6 +475,7 @@ impl Actor for MetaStore {
         self.pending.clear();
         self.held.clear();
         self.durable_revision = 0;
+        self.refused = None;
         self.start_load(ctx);
         ctx.set_timer(self.config.node_check_interval, MetaTimer::CheckNodeLeases);
     }
@@ -527,7 +541,10 @@ impl Actor for MetaStore {
                 }
             }
             (Lane::Loading(_), MetaJobOutput::Loaded(Err(e))) => {
-                return self.load_failed(e.to_string(), ctx)
+                if matches!(e, BackendError::UnsupportedFormat { .. }) {
+                    return self.load_refused(e);
+                }
+                return self.load_failed(e.to_string(), ctx);
             }
             (Lane::Committing { up_to, len, .. }, MetaJobOutput::Committed(Ok(()))) => {
                 assert!(
@@ -568,5 +585,18 @@ impl MetaStore {
         self.counters.disk_failures += 1;
         self.serving = false;
         ctx.set_timer(self.config.load_retry_interval, MetaTimer::RetryLoad);
+    }
+
+    /// The stored data is in a format this build cannot read: stop (no retry timer) and say
+    /// so once, loudly.
+    fn load_refused(&mut self, err: BackendError) {
+        error!(
+            %err,
+            "meta store refuses to start: its data was written by a newer Shale build; \
+             it stays unavailable until restarted with a build that reads this format"
+        );
+        self.counters.disk_failures += 1;
+        self.serving = false;
+        self.refused = Some(err);
     }
 }

@@ -111,6 +111,19 @@ pub enum BackendError {
         offset: u64,
         reason: String,
     },
+    /// The stored data was written by a newer build, in a format version this build cannot
+    /// read (`codec::META_FORMAT_VERSION`). Nothing was decoded or changed; retrying cannot
+    /// help. Run a build that supports `found` (or restore data written by this one).
+    #[error(
+        "{what} is in meta format version {found}, newer than this build supports \
+         (up to {supported}); nothing was read or changed: run a Shale build that supports \
+         format {found} (docs/operations.md, \"Upgrades and format versions\")"
+    )]
+    UnsupportedFormat {
+        what: &'static str,
+        found: u32,
+        supported: u32,
+    },
     #[error("encode failed: {0}")]
     Encode(String),
     #[error("I/O error: {0}")]

@@ -2,8 +2,19 @@
 //! production, `SimFs` in the simulator).
 //!
 //! Layout under the backend's folder:
-//! - `snapshot`: one codec frame holding the latest [`MetaSnapshot`] (absent until the first).
-//! - `log-NNNNNNNNNNNNNNNNNNNN`: log generations, codec frames; only the newest is appended to.
+//! - `snapshot`: a codec format header and one frame holding the latest [`MetaSnapshot`]
+//!   (absent until the first; one from before format versions has the `SHALEMS1` magic
+//!   instead of the header and reads as version 1).
+//! - `log-NNNNNNNNNNNNNNNNNNNN`: log generations, each a codec format header (written with the
+//!   file, before any record) then frames; only the newest is appended to. A generation
+//!   without a header is from before format versions and reads as version 1; the next `load`
+//!   rewrites its records into a new generation, with a header.
+//!
+//! Format versions (`codec::META_FORMAT_VERSION`): `load` first reads the headers of the
+//! snapshot and of every generation (`check_format`) and refuses data from a newer build
+//! with `BackendError::UnsupportedFormat` before deleting, rewriting or decoding anything.
+//! A header cut short by a crash is a torn tail: that generation holds no records (its
+//! records, if it was being rewritten, are still in the older generation it came from).
 //!
 //! Every `load` starts a new generation: it rewrites the whole records of all generations into
 //! `log-(g+1).tmp`, syncs it, renames it into place, syncs the folder, then deletes the older
@@ -100,6 +111,15 @@ impl FsBackend {
         Ok(gens)
     }
 
+    /// The first `n` bytes of `name` (fewer if it is shorter).
+    fn read_prefix(&self, name: &str, n: usize) -> Result<Vec<u8>, BackendError> {
+        let file = self.fs.open(&self.path(name)).map_err(io)?;
+        let len = usize::try_from(file.len()).map_or(n, |len| len.min(n));
+        let mut buf = vec![0u8; len];
+        file.read_at(0, &mut buf).map_err(io)?;
+        Ok(buf)
+    }
+
     fn read_file(&self, name: &str) -> Result<Vec<u8>, BackendError> {
         let file = self.fs.open(&self.path(name)).map_err(io)?;
         let len = usize::try_from(file.len())
@@ -139,6 +159,7 @@ impl FsBackend {
         let name = Self::log_name(generation);
         let tmp = self.path(&format!("{name}{TMP_SUFFIX}"));
         let mut bytes = Vec::new();
+        codec::encode_log_header(&mut bytes);
         for r in records {
             codec::encode_frame(r, &mut bytes)?;
         }
@@ -166,8 +187,24 @@ impl FsBackend {
 }
 
 impl MetaBackend for FsBackend {
+    fn check_format(&self) -> Result<(), BackendError> {
+        if self.fs.exists(&self.path(SNAPSHOT)) {
+            codec::peek_snapshot_version(&self.read_prefix(SNAPSHOT, codec::FORMAT_HEADER_BYTES)?)?;
+        }
+        // Only reads: stray temporary files are left for `load` to delete, and names that
+        // are not log-<number> for it to report.
+        for name in self.fs.list(&self.dir).map_err(io)? {
+            if name.starts_with(LOG_PREFIX) && !name.ends_with(TMP_SUFFIX) {
+                codec::peek_log_version(&self.read_prefix(&name, codec::FORMAT_HEADER_BYTES)?)?;
+            }
+        }
+        Ok(())
+    }
+
     fn load(&self) -> Result<Loaded, BackendError> {
         *self.open() = None;
+        // Refuse a newer build's data before anything below changes a file.
+        self.check_format()?;
         let snapshot = if self.fs.exists(&self.path(SNAPSHOT)) {
             Some(codec::decode_snapshot(&self.read_file(SNAPSHOT)?)?)
         } else {

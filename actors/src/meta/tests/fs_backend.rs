@@ -1,8 +1,10 @@
 //! FsBackend over SimFs: round trips, crashes before and after sync, torn tails, snapshots,
-//! and a crash at every mutating file operation of a workload.
+//! a crash at every mutating file operation of a workload, and format versions (headers,
+//! files from before them, a newer build's files refused untouched, torn headers).
 
 use super::FsBackend;
 use crate::kernel::Time;
+use crate::meta::codec::{self, META_FORMAT_VERSION};
 use crate::meta::state::{Change, LogRecord, MetaSnapshot};
 use crate::meta::{BackendError, MetaBackend};
 use shale_storage::fs::{FileStore, SimFs, SimFsConfig};
@@ -144,7 +146,9 @@ fn a_damaged_record_before_the_end_is_corruption() {
         .into_iter()
         .find(|p| p.starts_with("meta/log-"))
         .expect("a log file");
-    fs.corrupt_byte(&log, 10).expect("corrupt");
+    // Inside the first record's payload, past the file's format header.
+    fs.corrupt_byte(&log, codec::FORMAT_HEADER_BYTES as u64 + 10)
+        .expect("corrupt");
     assert!(matches!(
         backend(&fs).load(),
         Err(BackendError::Corrupt { .. })
@@ -226,5 +230,211 @@ fn a_crash_at_any_mutating_operation_keeps_every_acknowledged_record() {
             );
             assert!(durable <= 6, "crash at op {k}: nothing invented");
         }
+    }
+}
+
+// Format versions (`codec.rs`): every file says which encoding it holds.
+
+/// Write `bytes` to `name` under the backend's folder, durably.
+fn put_file(fs: &SimFs, name: &str, bytes: &[u8]) {
+    let path = format!("meta/{name}");
+    let mut w = fs.create(&path).expect("create");
+    w.append(bytes).expect("append");
+    w.sync().expect("sync");
+    fs.sync_dir("meta").expect("sync dir");
+}
+
+fn file(fs: &SimFs, path: &str) -> Vec<u8> {
+    let f = fs.open(path).expect("open");
+    let mut buf = vec![0u8; f.len() as usize];
+    f.read_at(0, &mut buf).expect("read");
+    buf
+}
+
+/// Every file and its bytes: what a refused load must leave exactly as it was.
+fn image(fs: &SimFs) -> Vec<(String, Vec<u8>)> {
+    fs.all_files()
+        .into_iter()
+        .map(|p| {
+            let bytes = file(fs, &p);
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn log_bytes(header: Option<u32>, revisions: &[u64]) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(version) = header {
+        codec::encode_log_header_as(version, &mut out);
+    }
+    for r in revisions {
+        codec::encode_frame(&rec(*r), &mut out).expect("encode");
+    }
+    out
+}
+
+fn log_files(fs: &SimFs) -> Vec<String> {
+    fs.all_files()
+        .into_iter()
+        .filter(|p| p.starts_with("meta/log-"))
+        .collect()
+}
+
+#[test]
+fn every_log_file_starts_with_the_current_format_header() {
+    let fs = SimFs::new(SimFsConfig::default());
+    let b = backend(&fs);
+    b.load().expect("load");
+    b.append(&[rec(1), rec(2)]).expect("append");
+    b.sync().expect("sync");
+    b.write_snapshot(&MetaSnapshot {
+        revision: 1,
+        ..MetaSnapshot::default()
+    })
+    .expect("snapshot");
+    for path in log_files(&fs).into_iter().chain(["meta/snapshot".into()]) {
+        let bytes = file(&fs, &path);
+        let version = if path.ends_with("snapshot") {
+            codec::peek_snapshot_version(&bytes)
+        } else {
+            codec::peek_log_version(&bytes)
+        };
+        assert_eq!(version, Ok(Some(META_FORMAT_VERSION)), "{path}");
+    }
+    assert_eq!(b.check_format(), Ok(()));
+    let loaded = backend(&fs).load().expect("reload");
+    assert_eq!(loaded.snapshot.map(|s| s.revision), Some(1));
+    assert_eq!(revisions(&loaded.records), vec![2]);
+}
+
+#[test]
+fn files_from_before_format_versions_still_load_and_are_rewritten_with_a_header() {
+    let fs = SimFs::new(SimFsConfig::default());
+    let snap = MetaSnapshot {
+        revision: 2,
+        ..MetaSnapshot::default()
+    };
+    put_file(
+        &fs,
+        "snapshot",
+        &codec::encode_legacy_snapshot(&snap).expect("encode"),
+    );
+    put_file(
+        &fs,
+        "log-00000000000000000003",
+        &log_bytes(None, &[1, 2, 3, 4]),
+    );
+    let b = backend(&fs);
+    assert_eq!(b.check_format(), Ok(()));
+    let loaded = b
+        .load()
+        .expect("load a SHALEMS1 snapshot and a header-less log");
+    assert_eq!(loaded.snapshot, Some(snap));
+    assert_eq!(revisions(&loaded.records), vec![1, 2, 3, 4]);
+    // The load moved the records into a new generation, which has the header.
+    let logs = log_files(&fs);
+    assert_eq!(logs, vec!["meta/log-00000000000000000004".to_string()]);
+    assert_eq!(
+        codec::peek_log_version(&file(&fs, &logs[0])),
+        Ok(Some(META_FORMAT_VERSION))
+    );
+    b.append(&[rec(5)]).expect("append");
+    b.sync().expect("sync");
+    assert_eq!(
+        revisions(&backend(&fs).load().expect("reload").records),
+        vec![1, 2, 3, 4, 5]
+    );
+}
+
+#[test]
+fn a_snapshot_from_a_newer_build_is_refused_and_nothing_is_touched() {
+    let fs = SimFs::new(SimFsConfig::default());
+    let snap = MetaSnapshot {
+        revision: 2,
+        ..MetaSnapshot::default()
+    };
+    put_file(
+        &fs,
+        "snapshot",
+        &codec::encode_snapshot_as(&snap, META_FORMAT_VERSION + 1).expect("encode"),
+    );
+    put_file(
+        &fs,
+        "log-00000000000000000001",
+        &log_bytes(Some(META_FORMAT_VERSION), &[3, 4]),
+    );
+    put_file(&fs, "log-00000000000000000002.tmp", b"left by a crash");
+    let before = image(&fs);
+    let refused = Err(BackendError::UnsupportedFormat {
+        what: "meta snapshot",
+        found: META_FORMAT_VERSION + 1,
+        supported: META_FORMAT_VERSION,
+    });
+    let b = backend(&fs);
+    assert_eq!(b.check_format(), refused);
+    assert_eq!(b.load().map(|l| l.records.len()), refused.map(|()| 0));
+    assert_eq!(image(&fs), before, "a refused load changes no file");
+    assert!(matches!(b.append(&[rec(5)]), Err(BackendError::Io(_))));
+}
+
+#[test]
+fn a_log_from_a_newer_build_is_refused_and_nothing_is_touched() {
+    let fs = SimFs::new(SimFsConfig::default());
+    put_file(
+        &fs,
+        "log-00000000000000000001",
+        &log_bytes(Some(META_FORMAT_VERSION), &[1, 2]),
+    );
+    put_file(
+        &fs,
+        "log-00000000000000000002",
+        &log_bytes(Some(META_FORMAT_VERSION + 1), &[1, 2, 3]),
+    );
+    let before = image(&fs);
+    let refused = Err(BackendError::UnsupportedFormat {
+        what: "meta log",
+        found: META_FORMAT_VERSION + 1,
+        supported: META_FORMAT_VERSION,
+    });
+    let b = backend(&fs);
+    assert_eq!(b.check_format(), refused);
+    assert_eq!(b.load().map(|l| l.records.len()), refused.map(|()| 0));
+    assert_eq!(image(&fs), before, "a refused load changes no file");
+}
+
+#[test]
+fn a_torn_header_on_a_fresh_log_file_is_an_empty_log() {
+    let header = log_bytes(Some(META_FORMAT_VERSION), &[]);
+    for cut in 0..header.len() {
+        // The only generation, torn inside its header: nothing was ever in it.
+        let fs = SimFs::new(SimFsConfig::default());
+        put_file(&fs, "log-00000000000000000001", &header[..cut]);
+        let b = backend(&fs);
+        let loaded = b
+            .load()
+            .unwrap_or_else(|e| panic!("cut {cut}: a torn header is not an error: {e}"));
+        assert!(loaded.records.is_empty(), "cut {cut}");
+        assert_eq!(loaded.torn_tail_bytes, cut as u64, "cut {cut}");
+        b.append(&[rec(1)]).expect("append");
+        b.sync().expect("sync");
+        assert_eq!(
+            revisions(&backend(&fs).load().expect("reload").records),
+            vec![1],
+            "cut {cut}"
+        );
+
+        // A newer generation being written over an older one (a crash while `load` or a
+        // snapshot started it): the older one still holds every record.
+        let fs = SimFs::new(SimFsConfig::default());
+        put_file(
+            &fs,
+            "log-00000000000000000001",
+            &log_bytes(Some(META_FORMAT_VERSION), &[1, 2, 3]),
+        );
+        put_file(&fs, "log-00000000000000000002", &header[..cut]);
+        let loaded = backend(&fs)
+            .load()
+            .unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+        assert_eq!(revisions(&loaded.records), vec![1, 2, 3], "cut {cut}");
     }
 }

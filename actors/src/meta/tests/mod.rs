@@ -3,6 +3,7 @@
 
 mod catalog;
 mod durability;
+mod format;
 mod harness;
 mod lease;
 mod model_prop;
