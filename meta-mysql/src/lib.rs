@@ -10,6 +10,14 @@
 //! into a snapshot (there is no separate log: rows are always current). `write_snapshot`
 //! rewrites every table in one transaction.
 //!
+//! Format version: the row bodies are bincode, so the database records which encoding they
+//! are in (`codec::META_FORMAT_VERSION`), as the `format_version` row of `shale_state`. `load`
+//! reads it first and refuses a newer build's data with `BackendError::UnsupportedFormat`
+//! before decoding anything; if the row is absent (an empty database, or one written before
+//! format versions, which is version 1) `load` writes it. Builds from before format versions
+//! refuse a database holding the row (an unknown `shale_state` key), so they never misread a
+//! newer format either. `check_format` does the same check without loading, at startup.
+//!
 //! Must not: be used from an actor's turn (the meta store calls it inside jobs, one at a
 //! time) or hold meta decisions of its own. This crate does network I/O, which is why it
 //! lives outside the core crates' clock and socket ban.
@@ -19,6 +27,7 @@ pub mod schema;
 
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, TxOpts};
+use shale_actors::meta::codec::{self, META_FORMAT_VERSION};
 use shale_actors::meta::{
     BackendError, CatalogOp, Change, Loaded, LogRecord, MetaBackend, MetaSnapshot, MetaState,
     RecordKey,
@@ -83,10 +92,11 @@ impl MysqlBackend {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drop every table this backend owns (tests start each case from nothing).
+    /// Empty every table this backend owns, the state and format version rows included
+    /// (tests start each case from nothing).
     pub fn reset(&self) -> Result<(), MysqlError> {
         let mut inner = self.inner();
-        for t in rows::ALL_TABLES {
+        for t in rows::ALL_TABLES.iter().chain(&["shale_state"]) {
             inner.conn.query_drop(format!("DELETE FROM {t}"))?;
         }
         inner.mirror = None;
@@ -118,9 +128,41 @@ fn migrate(conn: &mut Conn) -> Result<(), MysqlError> {
     Ok(())
 }
 
+/// How the format version check names the data in its error.
+const FORMAT_WHAT: &str = "meta MySQL database";
+
+// A database without a format version row holds version 1 (or nothing), and `load` records
+// the current version for it. When the version is bumped, such a database and one recording
+// an older version need a migration in `load` (or a refusal) before this can change.
+const _: () = assert!(
+    META_FORMAT_VERSION == 1,
+    "handle databases in older meta format versions in MysqlBackend::load"
+);
+
 impl MetaBackend for MysqlBackend {
+    fn check_format(&self) -> Result<(), BackendError> {
+        let mut inner = self.inner();
+        if let Some(found) = rows::read_format_version(&mut inner.conn)? {
+            codec::check_version(FORMAT_WHAT, found)?;
+        }
+        Ok(())
+    }
+
     fn load(&self) -> Result<Loaded, BackendError> {
         let mut inner = self.inner();
+        // The version first: nothing may be decoded in a format this build cannot read.
+        match rows::read_format_version(&mut inner.conn)? {
+            Some(found) => {
+                codec::check_version(FORMAT_WHAT, found)?;
+            }
+            None => {
+                rows::write_format_version(&mut inner.conn, META_FORMAT_VERSION)?;
+                info!(
+                    version = META_FORMAT_VERSION,
+                    "meta MySQL database: format version recorded"
+                );
+            }
+        }
         let snap = rows::read_all(&mut inner.conn)?;
         inner.mirror = Some(MetaState::from_snapshot(
             snap.clone(),

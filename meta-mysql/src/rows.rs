@@ -1,7 +1,10 @@
 //! Rows: reading the whole meta state out of MySQL and writing the rows a batch touched.
 //!
-//! Owns: the column mapping of every record kind. Must not: decide anything about the
-//! records (the mirror `MetaState` in `lib.rs` has already applied them).
+//! Owns: the column mapping of every record kind, and the `shale_state` row holding the meta
+//! format version (`format_version`, ASCII decimal rather than bincode so that every build,
+//! whatever its encoding, can read it). Must not: decide anything about the records (the
+//! mirror `MetaState` in `lib.rs` has already applied them) or about the format version
+//! (`lib.rs` checks it).
 
 use crate::sql;
 use mysql::prelude::Queryable;
@@ -41,6 +44,44 @@ pub struct Touched {
     pub ts_tables: BTreeSet<String>,
     pub partitions: BTreeSet<PartitionKey>,
     pub storage: BTreeSet<NodeId>,
+}
+
+/// The `shale_state` key of the meta format version row.
+pub const FORMAT_VERSION_KEY: &str = "format_version";
+
+/// The meta format version the database records; None if it records none (a database from
+/// before format versions, or an empty one).
+pub fn read_format_version<Q: Queryable>(q: &mut Q) -> Result<Option<u32>, BackendError> {
+    let v: Option<Vec<u8>> = q
+        .exec_first(
+            "SELECT v FROM shale_state WHERE k = ?",
+            (FORMAT_VERSION_KEY,),
+        )
+        .map_err(sql)?;
+    v.map(|b| {
+        std::str::from_utf8(&b)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .ok_or_else(|| {
+                corrupt(
+                    "shale_state",
+                    format!(
+                        "{FORMAT_VERSION_KEY} {:?} is not a number",
+                        String::from_utf8_lossy(&b)
+                    ),
+                )
+            })
+    })
+    .transpose()
+}
+
+/// Record the meta format version, unless a row is already there.
+pub fn write_format_version<Q: Queryable>(q: &mut Q, version: u32) -> Result<(), BackendError> {
+    q.exec_drop(
+        "INSERT IGNORE INTO shale_state (k, v) VALUES (?, ?)",
+        (FORMAT_VERSION_KEY, version.to_string().into_bytes()),
+    )
+    .map_err(sql)
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, BackendError> {
@@ -90,6 +131,8 @@ pub fn read_all<Q: Queryable>(q: &mut Q) -> Result<MetaSnapshot, BackendError> {
             "revision" => s.revision = dec("revision", &v)?,
             "marks" => s.marks = dec::<IdMarks>("marks", &v)?,
             "lease" => s.master_lease = dec::<Option<MasterLease>>("lease", &v)?,
+            // Checked by `load` before anything is read.
+            FORMAT_VERSION_KEY => {}
             other => return Err(corrupt("shale_state", format!("unknown key {other:?}"))),
         }
     }
