@@ -1,11 +1,13 @@
 //! `--meta-backend`: where the meta store keeps its state. `embedded` (the default) is a log
 //! and snapshots on the cluster's file store under `meta/`; `mysql://user:pass@host:port/db`
 //! keeps every meta record in MySQL or MariaDB (`shale-meta-mysql`, tables created by
-//! migrations at startup).
+//! migrations at startup). Opening checks the stored data's format version, so data written
+//! by a newer Shale stops `shale meta` at startup with that error instead of a store that
+//! never serves.
 //!
 //! Must not: hold meta logic; it only builds the backend the meta store is given.
 
-use shale_actors::meta::{FsBackend, MetaBackend, MetaConfig};
+use shale_actors::meta::{BackendError, FsBackend, MetaBackend, MetaConfig};
 use shale_meta_mysql::MysqlBackend;
 use shale_storage::fs::FileStore;
 use std::sync::Arc;
@@ -24,6 +26,9 @@ pub enum MetaBackendError {
     Parse(String),
     #[error("cannot open the MySQL meta backend at {at}: {why}")]
     Mysql { at: String, why: String },
+    /// The stored data cannot be used by this build (a newer format version, typically).
+    #[error("cannot start the meta store on {at}: {source}")]
+    Format { at: String, source: BackendError },
 }
 
 impl MetaBackendChoice {
@@ -43,15 +48,16 @@ impl MetaBackendChoice {
         }
     }
 
-    /// The backend, connected (and migrated) if it is MySQL.
+    /// The backend, connected (and migrated) if it is MySQL, once its stored data's format
+    /// version is one this build reads.
     pub fn open(
         &self,
         fs: Arc<dyn FileStore>,
         meta_dir: &str,
         config: &MetaConfig,
     ) -> Result<Arc<dyn MetaBackend>, MetaBackendError> {
-        match self {
-            Self::Embedded => Ok(Arc::new(FsBackend::new(fs, meta_dir))),
+        let backend: Arc<dyn MetaBackend> = match self {
+            Self::Embedded => Arc::new(FsBackend::new(fs, meta_dir)),
             Self::Mysql(url) => {
                 let b = MysqlBackend::connect(url, config.dedup_entries_max).map_err(|e| {
                     MetaBackendError::Mysql {
@@ -59,9 +65,28 @@ impl MetaBackendChoice {
                         why: e.to_string(),
                     }
                 })?;
-                Ok(Arc::new(b))
+                Arc::new(b)
             }
+        };
+        match backend.check_format() {
+            Ok(()) => {}
+            Err(source @ BackendError::UnsupportedFormat { .. }) => {
+                return Err(MetaBackendError::Format {
+                    at: match self {
+                        Self::Embedded => format!("{meta_dir:?} in the data folder"),
+                        Self::Mysql(url) => redact(url),
+                    },
+                    source,
+                });
+            }
+            // Anything else (an I/O error, damage) is the store's load to report and retry,
+            // as it was before format versions.
+            Err(e) => tracing::warn!(
+                backend = %self.describe(),
+                "could not check the meta data's format at startup ({e}); the store's load will"
+            ),
         }
+        Ok(backend)
     }
 }
 
@@ -82,6 +107,48 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shale_actors::meta::codec::{self, META_FORMAT_VERSION};
+    use shale_actors::meta::MetaSnapshot;
+    use shale_storage::fs::{SimFs, SimFsConfig};
+
+    fn put_snapshot(fs: &SimFs, version: u32) {
+        let bytes =
+            codec::encode_snapshot_as(&MetaSnapshot::default(), version).expect("encode snapshot");
+        let mut w = fs.create("meta/snapshot").expect("create");
+        w.append(&bytes).expect("append");
+        w.sync().expect("sync");
+    }
+
+    #[test]
+    fn data_from_a_newer_build_stops_the_meta_store_at_startup() {
+        let open = |fs: &SimFs| {
+            MetaBackendChoice::Embedded
+                .open(Arc::new(fs.clone()), "meta", &MetaConfig::default())
+                .map(|_| ())
+        };
+        let fs = SimFs::new(SimFsConfig::default());
+        assert!(open(&fs).is_ok(), "an empty folder opens");
+        put_snapshot(&fs, META_FORMAT_VERSION);
+        assert!(open(&fs).is_ok(), "this build's data opens");
+        put_snapshot(&fs, META_FORMAT_VERSION + 1);
+        let err = open(&fs).err();
+        assert!(
+            matches!(
+                &err,
+                Some(MetaBackendError::Format {
+                    source: BackendError::UnsupportedFormat { found, .. },
+                    ..
+                }) if *found == META_FORMAT_VERSION + 1
+            ),
+            "{err:?}"
+        );
+        let message = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("\"meta\" in the data folder")
+                && message.contains("newer than this build supports"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn choices_parse_and_passwords_stay_out_of_messages() {
