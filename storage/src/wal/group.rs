@@ -316,6 +316,84 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    /// Many writers, uneven pauses, a byte budget of a few batches (so several groups queue
+    /// at once and first members hand the lead on) and gathering on: every batch is committed
+    /// exactly once, in each writer's order, no group passes the budget, nobody hangs.
+    #[test]
+    fn gathering_with_queued_groups_commits_every_batch_once() {
+        let batch_bytes = one_put("w00-0000").size_bytes();
+        let gc = GroupCommit::with_gather(3 * batch_bytes, Duration::from_millis(1));
+        let next_seq = Mutex::new(0u64);
+        let committed = Mutex::new(Vec::<Vec<u8>>::new());
+        let oversize = AtomicU64::new(0);
+        let (writers, per_writer) = (12u64, 150u64);
+        let seqs: Vec<Vec<u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..writers)
+                .map(|w| {
+                    let (gc, next_seq, committed, oversize) =
+                        (&gc, &next_seq, &committed, &oversize);
+                    s.spawn(move || {
+                        let mut out = Vec::new();
+                        for i in 0..per_writer {
+                            // Writers 0-3 pause now and then: returners arrive unevenly.
+                            if w < 4 && i % (w + 2) == 0 {
+                                for _ in 0..(w * 50) {
+                                    std::thread::yield_now();
+                                }
+                            }
+                            let row = format!("w{w:02}-{i:04}");
+                            let r = gc.commit(&one_put(&row), i % 3 == 0, |batches, _| {
+                                let bytes: usize = batches.iter().map(|b| b.size_bytes()).sum();
+                                if batches.len() > 1 && bytes > 3 * batch_bytes {
+                                    oversize.fetch_add(1, Ordering::Relaxed);
+                                }
+                                let mut n = next_seq.lock().unwrap_or_else(|e| e.into_inner());
+                                let mut c = committed.lock().unwrap_or_else(|e| e.into_inner());
+                                Ok(batches
+                                    .iter()
+                                    .map(|b| {
+                                        *n += 1;
+                                        c.push(b.iter().next().map_or(Vec::new(), |m| {
+                                            m.map(|m| m.row.to_vec()).unwrap_or_default()
+                                        }));
+                                        *n
+                                    })
+                                    .collect())
+                            });
+                            match r {
+                                Ok(seq) => out.push(seq),
+                                Err(_) => return Vec::new(),
+                            }
+                        }
+                        out
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        assert!(seqs.iter().all(|s| s.len() as u64 == per_writer));
+        for s in &seqs {
+            assert!(
+                s.windows(2).all(|w| w[0] < w[1]),
+                "each writer in its order"
+            );
+        }
+        let mut rows = committed.into_inner().unwrap_or_default();
+        assert_eq!(rows.len() as u64, writers * per_writer);
+        rows.sort();
+        rows.dedup();
+        assert_eq!(rows.len() as u64, writers * per_writer, "each batch once");
+        assert_eq!(
+            oversize.load(Ordering::Relaxed),
+            0,
+            "groups keep the byte budget"
+        );
+        assert_eq!(gc.queued(), 0);
+    }
+
     #[test]
     fn threaded_writers_each_get_their_own_sequence() {
         let gc = GroupCommit::new(1 << 20);
