@@ -4,7 +4,7 @@
 //! a load refused for its format.
 
 use super::harness::*;
-use crate::kernel::Time;
+use crate::kernel::{NodeId, Time};
 use crate::meta::codec::{self, FORMAT_HEADER_BYTES, META_FORMAT_VERSION};
 use crate::meta::*;
 use std::time::Duration;
@@ -221,3 +221,129 @@ fn the_store_refuses_a_newer_builds_data_once_and_stays_unavailable() {
     assert!(h.store.refused().is_none());
     assert!(h.get(tkey("a")).is_some());
 }
+
+/// The bytes of every persisted type, pinned. A store that has seen every kind of record and
+/// change (nodes, the master lease, tables, tablets, procedures, stat rows, retried-request
+/// answers, and the time-series catalog's ids, tables, partitions and storage reports) is
+/// encoded as a snapshot and as log records, and the CRC-32C of those bytes must not move.
+///
+/// If this fails, a persisted type's encoding changed: data written by earlier builds would
+/// misdecode. Bump `META_FORMAT_VERSION`, give the older version a migration or a refusal
+/// (see `codec.rs` and `docs/operations.md`), then update the constants below.
+#[test]
+fn the_persisted_encoding_is_pinned() {
+    let mut h = Harness::new();
+    h.call(
+        NodeId(11),
+        MetaCall::RegisterNode {
+            name: "n11".into(),
+            addr: crate::kernel::Addr("h:11".into()),
+            total_disk_bytes: 1 << 30,
+        },
+    )
+    .expect("register");
+    h.call(
+        MASTER,
+        MetaCall::AcquireMasterLease {
+            addr: crate::kernel::Addr("h:1".into()),
+        },
+    )
+    .expect("lease");
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::PutTable(table("t")))
+            .op(Op::PutTablet(tablet(5, "t", "", "m")))
+            .op(Op::PutTablet(tablet(6, "t", "m", "")))
+            .op(Op::PutProcedure(procedure(3, ProcedureKind::Split)))
+            .op(Op::PutStat(stat(StatSubject::Tablet(TabletId(5)), 1)))
+            .op(Op::PutStat(stat(StatSubject::Node(NodeId(11)), 1))),
+    )
+    .expect("records");
+    h.txn(
+        MASTER,
+        Txn::new()
+            .op(Op::DeleteTablet(TabletId(6)))
+            .op(Op::PutTablet(tablet(7, "t", "m", ""))),
+    )
+    .expect("a delete");
+    h.call(
+        MASTER,
+        MetaCall::InsertTableInfo {
+            table: "cpu".into(),
+            partition_count_per_day: 2,
+            columns: vec![catalog::ColumnSpec {
+                name: "v".into(),
+                column_type: shale_storage::ts::ColumnType::F64,
+                index: 0,
+                comment: "reading".into(),
+            }],
+        },
+    )
+    .expect("ts table");
+    h.call(
+        MASTER,
+        MetaCall::GetPartitionInfos {
+            table: "cpu".into(),
+            timestamp_ms: 1_714_557_600_000,
+            create: true,
+        },
+    )
+    .expect("partitions");
+    h.call(
+        MASTER,
+        MetaCall::ReportStorage {
+            node: NodeId(11),
+            used_disk_bytes: 12_345,
+        },
+    )
+    .expect("storage");
+    h.call(MASTER, MetaCall::IdOf { key: "k".into() })
+        .expect("id");
+    h.run_jobs();
+    let snap = h.store.state().snapshot().clone();
+    for (what, empty) in [
+        ("tables", snap.tables.is_empty()),
+        ("tablets", snap.tablets.is_empty()),
+        ("nodes", snap.nodes.is_empty()),
+        ("procedures", snap.procedures.is_empty()),
+        ("stats", snap.stats.is_empty()),
+        ("lease", snap.master_lease.is_none()),
+        ("dedup", snap.dedup.is_empty()),
+        ("ids", snap.ids.is_empty()),
+        ("ts tables", snap.ts_tables.is_empty()),
+        ("partitions", snap.partitions.is_empty()),
+        ("storage", snap.storage.is_empty()),
+    ] {
+        assert!(!empty, "the pinned snapshot has {what}");
+    }
+    let snapshot_bytes = codec::encode_snapshot(&snap).expect("encode snapshot");
+    let loaded = h.backend.load().expect("load the log");
+    let mut log_bytes = Vec::new();
+    let mut kinds = std::collections::BTreeSet::new();
+    for r in &loaded.records {
+        kinds.insert(match &r.change {
+            Change::Writes(_) => "writes",
+            Change::Lease(_) => "lease",
+            Change::Catalog(_) => "catalog",
+        });
+        log_bytes.extend(codec::encode_record(r).expect("encode record"));
+    }
+    assert_eq!(kinds.len(), 3, "every kind of change is in the pinned log");
+    assert!(loaded.records.iter().any(|r| r.dedup.is_some()));
+    assert_eq!(
+        (snapshot_bytes.len(), crc32c::crc32c(&snapshot_bytes)),
+        (PINNED_SNAPSHOT_BYTES, PINNED_SNAPSHOT_CRC),
+        "the snapshot encoding changed: bump META_FORMAT_VERSION (see this test's doc)"
+    );
+    assert_eq!(
+        (log_bytes.len(), crc32c::crc32c(&log_bytes)),
+        (PINNED_LOG_BYTES, PINNED_LOG_CRC),
+        "the log record encoding changed: bump META_FORMAT_VERSION (see this test's doc)"
+    );
+}
+
+const PINNED_SNAPSHOT_BYTES: usize = 1299;
+const PINNED_SNAPSHOT_CRC: u32 = 1660796659;
+const PINNED_LOG_BYTES: usize = 1424;
+const PINNED_LOG_CRC: u32 = 1775496967;
