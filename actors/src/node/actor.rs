@@ -198,6 +198,10 @@ impl TabletNode {
     pub fn engine(&self, id: TabletId) -> Option<Arc<shale_storage::tablet::Tablet>> {
         self.tablets.get(&id).and_then(|s| s.tablet.clone())
     }
+    /// The engine of a served tablet, borrowed (for checkers that look at every tablet often).
+    pub fn engine_ref(&self, id: TabletId) -> Option<&shale_storage::tablet::Tablet> {
+        self.tablets.get(&id).and_then(|s| s.tablet.as_deref())
+    }
 
     pub(super) fn next_request_id(&mut self) -> RequestId {
         self.next_req += 1;

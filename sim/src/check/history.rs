@@ -168,6 +168,11 @@ impl<I, O> HistoryRecorder<I, O> {
     pub fn finish(self) -> Vec<Operation<I, O>> {
         self.ops
     }
+
+    /// The history so far (what `finish` would return), without copying it.
+    pub fn operations(&self) -> &[Operation<I, O>] {
+        &self.ops
+    }
 }
 
 #[cfg(test)]

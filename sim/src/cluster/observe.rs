@@ -66,7 +66,7 @@ impl Ord for TabletStatusKey {
 }
 
 /// (start, end, tablet, node) of a tablet a leased node serves.
-type ServedRange = (Vec<u8>, Vec<u8>, TabletId, NodeId);
+type ServedRange<'a> = (&'a [u8], &'a [u8], TabletId, NodeId);
 
 pub(super) struct Observer {
     transitions: TransitionChecker<TabletId, TabletStatusKey>,
@@ -196,7 +196,7 @@ impl Observer {
         } else {
             BTreeSet::new()
         };
-        let mut served: BTreeMap<String, Vec<ServedRange>> = BTreeMap::new();
+        let mut served: BTreeMap<&str, Vec<ServedRange<'_>>> = BTreeMap::new();
         let mut found = Vec::new();
         let ids: Vec<NodeId> = sim.node_ids().collect();
         for nid in ids {
@@ -211,7 +211,7 @@ impl Observer {
                 if !matches!(state, ServedState::Serving | ServedState::Splitting) {
                     continue;
                 }
-                let Some(engine) = node.engine(id) else {
+                let Some(engine) = node.engine_ref(id) else {
                     continue;
                 };
                 if check_files {
@@ -242,7 +242,7 @@ impl Observer {
                                 meta: rec.value.version,
                             });
                         }
-                        let range = engine.range();
+                        let range = engine.key_range();
                         if range.start != rec.value.start || range.end != rec.value.end {
                             let text = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
                             found.push(Violation::ServedOutsideRange {
@@ -254,9 +254,9 @@ impl Observer {
                                 meta_end: text(&rec.value.end),
                             });
                         }
-                        served.entry(rec.value.table.clone()).or_default().push((
-                            range.start,
-                            range.end,
+                        served.entry(&rec.value.table).or_default().push((
+                            &range.start,
+                            &range.end,
                             id,
                             nid,
                         ));
@@ -271,7 +271,7 @@ impl Observer {
                 // `end` empty is +inf, so it overlaps anything after it.
                 if a.1.is_empty() || a.1 > b.0 {
                     found.push(Violation::DoubleServe {
-                        table: table.clone(),
+                        table: table.to_string(),
                         a: (a.2, a.3),
                         b: (b.2, b.3),
                     });

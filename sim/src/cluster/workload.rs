@@ -324,7 +324,8 @@ impl Driver {
         }
     }
 
-    pub fn history(&self) -> Vec<Operation<KvInput, KvOutput>> {
-        self.recorder.clone().finish()
+    /// The history so far, without copying it.
+    pub fn history_ref(&self) -> &[Operation<KvInput, KvOutput>] {
+        self.recorder.operations()
     }
 }

@@ -231,6 +231,10 @@ impl Tablet {
     pub fn range(&self) -> KeyRange {
         self.range.clone()
     }
+    /// The tablet's key range, borrowed.
+    pub fn key_range(&self) -> &KeyRange {
+        &self.range
+    }
     pub fn stats(&self) -> TabletStats {
         let mut st = lock(&self.inner).stats.clone();
         let g = self.group.stats();
