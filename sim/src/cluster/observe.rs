@@ -25,6 +25,7 @@ use shale_actors::master::transitions;
 use shale_actors::meta::{TabletId, TabletStatus};
 use shale_actors::proto::control::ServedState;
 use shale_actors::NodeId;
+use shale_storage::fs::FileStore;
 use shale_storage::fs::SimFs;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -191,11 +192,6 @@ impl Observer {
         let deletes = fs.stats().deletes;
         let check_files = deletes != self.deletes_seen;
         self.deletes_seen = deletes;
-        let files: BTreeSet<String> = if check_files {
-            fs.all_files().into_iter().collect()
-        } else {
-            BTreeSet::new()
-        };
         let mut served: BTreeMap<&str, Vec<ServedRange<'_>>> = BTreeMap::new();
         let mut found = Vec::new();
         let ids: Vec<NodeId> = sim.node_ids().collect();
@@ -215,15 +211,15 @@ impl Observer {
                     continue;
                 };
                 if check_files {
-                    for f in engine.live_files() {
-                        if !files.contains(&f) {
+                    engine.for_each_live_file(|f| {
+                        if !fs.exists(f) {
                             found.push(Violation::FileDeletedWhileLive {
                                 tablet: id,
                                 node: nid,
-                                file: f,
+                                file: f.to_string(),
                             });
                         }
-                    }
+                    });
                 }
                 if !leased {
                     continue;

@@ -246,6 +246,15 @@ impl Tablet {
         lock(&self.inner).visible_sequence
     }
 
+    /// Call `f` with the path of every SST this tablet reads (own and inherited), in no
+    /// particular order, under the tablet's lock (`f` must not call back into the tablet).
+    pub fn for_each_live_file(&self, mut f: impl FnMut(&str)) {
+        let inner = lock(&self.inner);
+        for file in inner.version.files() {
+            f(&file.meta.path);
+        }
+    }
+
     /// Paths of every SST this tablet reads (own and inherited), sorted.
     pub fn live_files(&self) -> Vec<String> {
         let inner = lock(&self.inner);
