@@ -138,8 +138,14 @@ impl TabletNode {
                 Ok(other) => warn!(?other, "unexpected answer to a registration"),
                 Err(e) => {
                     // Busy, unavailable, or a conflict with our own previous incarnation still
-                    // marked up: try again with a fresh request after the retry interval.
-                    warn!(error = %e, "registration refused; retrying");
+                    // marked up: try again with a fresh request after the retry interval. A
+                    // store that is still loading (every cluster start) or busy is expected,
+                    // not worth a warning.
+                    if matches!(e, MetaError::Unavailable | MetaError::Busy) {
+                        info!(error = %e, "registration refused; retrying");
+                    } else {
+                        warn!(error = %e, "registration refused; retrying");
+                    }
                     ctx.mark("node.register_refused");
                     self.reg = Reg::Idle;
                     let retry = self.next_request_id();
