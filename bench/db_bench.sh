@@ -63,9 +63,10 @@ run() {
     }' "$LOG"
 }
 
+# fillsync first, on a disk not yet writing back the fills (as `shale bench engine` does);
 # fillrandom leaves the database readrandom and the seeks run on.
+run "" --benchmarks=fillsync --num="$FILLSYNC_NUM"
 run "" --benchmarks=fillseq --num="$NUM"
 run "" --benchmarks=fillrandom,readrandom --num="$NUM"
 run "_next1" --benchmarks=seekrandom --use_existing_db=1 --num="$NUM" --seek_nexts=1
 run "_next10" --benchmarks=seekrandom --use_existing_db=1 --num="$NUM" --seek_nexts=10
-run "" --benchmarks=fillsync --num="$FILLSYNC_NUM"
