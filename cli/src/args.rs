@@ -116,7 +116,7 @@ pub enum Command {
         #[command(flatten)]
         conn: Conn,
     },
-    /// Time-series tables: create, describe, partitions, put (bulk ingest), scan.
+    /// Time-series tables: create, describe, partitions, move, put (bulk ingest), scan.
     Ts {
         #[command(subcommand)]
         cmd: crate::ts::TsCmd,
