@@ -504,29 +504,19 @@ mod tests {
     #[test]
     fn writers_arriving_during_a_sync_form_the_next_group() {
         let gc = GroupCommit::new(1 << 20);
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let wal = FakeWal {
-            groups: Mutex::new(Vec::new()),
-            next_seq: Mutex::new(0),
-            in_sync: tx,
-            gate: Mutex::new(false),
-            gate_cv: Condvar::new(),
-        };
-        let batch = |r: &str| {
-            let mut wb = WriteBatch::new();
-            wb.put(r.as_bytes(), b"f", b"q", 1, b"v");
-            wb
-        };
+        let (wal, rx) = gated_wal();
         let late = 3usize;
         let seqs: Vec<StorageResult<u64>> = std::thread::scope(|s| {
             let (gc, wal) = (&gc, &wal);
-            let first = s.spawn(move || gc.commit(&batch("a"), true, |b, y| wal.commit(b, y)));
+            let first = s.spawn(move || gc.commit(&one_put("a"), true, |b, y| wal.commit(b, y)));
             // The first writer leads a group of one and is now inside its sync.
             rx.recv().unwrap_or_default();
             let others: Vec<_> = (0..late)
                 .map(|i| {
                     s.spawn(move || {
-                        gc.commit(&batch(&format!("late{i}")), i == 0, |b, y| wal.commit(b, y))
+                        gc.commit(&one_put(&format!("late{i}")), i == 0, |b, y| {
+                            wal.commit(b, y)
+                        })
                     })
                 })
                 .collect();
@@ -535,8 +525,7 @@ mod tests {
             while gc.queued() < late {
                 std::thread::yield_now();
             }
-            *wal.gate.lock().unwrap_or_else(|e| e.into_inner()) = true;
-            wal.gate_cv.notify_all();
+            open_gate(wal);
             std::iter::once(first)
                 .chain(others)
                 .map(|h| h.join().unwrap_or(Err(StorageError::Closed)))
@@ -625,6 +614,14 @@ mod tests {
         (wal, rx)
     }
 
+    /// The size of each group the fake WAL committed, in order.
+    fn group_sizes(wal: &FakeWal) -> Vec<usize> {
+        wal.groups
+            .lock()
+            .map(|g| g.iter().map(|(n, _)| *n).collect())
+            .unwrap_or_default()
+    }
+
     fn open_gate(wal: &FakeWal) {
         *wal.gate.lock().unwrap_or_else(|e| e.into_inner()) = true;
         wal.gate_cv.notify_all();
@@ -665,11 +662,7 @@ mod tests {
         });
         assert_eq!(results.len(), (others + 1) * rounds);
         assert!(results.iter().all(|r| r.is_ok()));
-        let sizes: Vec<usize> = wal
-            .groups
-            .lock()
-            .map(|g| g.iter().map(|(n, _)| *n).collect())
-            .unwrap_or_default();
+        let sizes = group_sizes(&wal);
         // Without gathering, the first writer's next batch would queue behind the others'
         // group and the writers would alternate in two groups. With it, the others' group
         // waits for the first writer, and from then on every group waits for every writer the
@@ -728,11 +721,7 @@ mod tests {
             assert!(c.join().is_ok_and(|r| r.is_ok()));
             assert!(b.join().is_ok_and(|r| r.iter().all(|r| r.is_ok())));
         });
-        let sizes: Vec<usize> = wal
-            .groups
-            .lock()
-            .map(|g| g.iter().map(|(n, _)| *n).collect())
-            .unwrap_or_default();
+        let sizes = group_sizes(&wal);
         assert_eq!(sizes, vec![1, 2, 1, 1]);
         assert_eq!(
             gc.stats(),
