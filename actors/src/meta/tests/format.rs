@@ -34,14 +34,7 @@ fn snap(revision: u64) -> MetaSnapshot {
 }
 
 fn log(header: Option<u32>, revisions: &[u64]) -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Some(version) = header {
-        codec::encode_log_header_as(version, &mut out);
-    }
-    for r in revisions {
-        codec::encode_frame(&rec(*r), &mut out).expect("encode");
-    }
-    out
+    log_image(header, revisions.iter().map(|r| rec(*r)))
 }
 
 fn newer() -> BackendError {

@@ -2,6 +2,7 @@
 //! a crash at every mutating file operation of a workload, and format versions (headers,
 //! files from before them, a newer build's files refused untouched, torn headers).
 
+use crate::meta::tests::harness::log_image;
 use super::FsBackend;
 use crate::kernel::Time;
 use crate::meta::codec::{self, META_FORMAT_VERSION};
@@ -263,14 +264,7 @@ fn image(fs: &SimFs) -> Vec<(String, Vec<u8>)> {
 }
 
 fn log_bytes(header: Option<u32>, revisions: &[u64]) -> Vec<u8> {
-    let mut out = Vec::new();
-    if let Some(version) = header {
-        codec::encode_log_header_as(version, &mut out);
-    }
-    for r in revisions {
-        codec::encode_frame(&rec(*r), &mut out).expect("encode");
-    }
-    out
+    log_image(header, revisions.iter().map(|r| rec(*r)))
 }
 
 fn log_files(fs: &SimFs) -> Vec<String> {

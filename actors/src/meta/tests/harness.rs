@@ -289,6 +289,19 @@ pub fn stat(subject: StatSubject, round: u64) -> StatRow {
 pub fn tkey(name: &str) -> RecordKey {
     RecordKey::Table(name.into())
 }
+/// The bytes of a log file: a format header of `header`'s version (none: a log from before
+/// format versions), then one frame per record.
+pub fn log_image(header: Option<u32>, records: impl IntoIterator<Item = LogRecord>) -> Vec<u8> {
+    let mut out = Vec::new();
+    if let Some(version) = header {
+        crate::meta::codec::encode_log_header_as(version, &mut out);
+    }
+    for r in records {
+        crate::meta::codec::encode_frame(&r, &mut out).expect("encode");
+    }
+    out
+}
+
 pub fn tbkey(id: u64) -> RecordKey {
     RecordKey::Tablet(TabletId(id))
 }

@@ -4,7 +4,7 @@
 mod catalog;
 mod durability;
 mod format;
-mod harness;
+pub(super) mod harness;
 mod lease;
 mod model_prop;
 mod recovery;

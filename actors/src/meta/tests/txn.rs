@@ -9,9 +9,9 @@ fn put(op: Op) -> Txn {
     Txn::new().op(op)
 }
 
-/// One record of each kind, for table-driven CAS tests. The table "t" must exist first.
-fn each_kind() -> Vec<(RecordKey, Op, Op, Op)> {
-    let node = NodeRecord {
+/// Node 7, up, as a master would write it.
+fn node7() -> NodeRecord {
+    NodeRecord {
         id: NodeId(7),
         name: "n7".into(),
         addr: Addr("h:7".into()),
@@ -20,7 +20,12 @@ fn each_kind() -> Vec<(RecordKey, Op, Op, Op)> {
         lease_expiry: crate::kernel::Time::ZERO,
         registered_at: crate::kernel::Time::ZERO,
         total_disk_bytes: 0,
-    };
+    }
+}
+
+/// One record of each kind, for table-driven CAS tests. The table "t" must exist first.
+fn each_kind() -> Vec<(RecordKey, Op, Op, Op)> {
+    let node = node7();
     let mut node2 = node.clone();
     node2.status = NodeStatus::Decommissioned;
     let mut t2 = table("u");
@@ -158,16 +163,7 @@ fn stat_rows_go_with_their_tablets_and_nodes() {
     h.txn(
         MASTER,
         Txn::new()
-            .op(Op::PutNode(NodeRecord {
-                id: NodeId(7),
-                name: "n7".into(),
-                addr: Addr("h:7".into()),
-                status: NodeStatus::Up,
-                epoch: Epoch(1),
-                lease_expiry: crate::kernel::Time::ZERO,
-                registered_at: crate::kernel::Time::ZERO,
-                total_disk_bytes: 0,
-            }))
+            .op(Op::PutNode(node7()))
             .op(Op::PutStat(stat(node, 1))),
     )
     .expect("a node with its stat row");
