@@ -192,28 +192,25 @@ fn ts_put_and_scan_across_partitions_and_node_disk() {
     // An operator moves the 10:00 partition (which holds rows) to the other node; the
     // listing shows the new node, and the rows still read (the files do not move).
     let p10 = &parts[10];
-    let (from, to) = (
-        p10["node"].as_u64().unwrap(),
-        *nodes
-            .iter()
-            .find(|n| **n != p10["node"].as_u64().unwrap())
-            .unwrap(),
-    );
-    let moved = json(
-        &c,
-        d,
-        &[
+    let from = p10["node"].as_u64().unwrap();
+    let to = *nodes.iter().find(|n| **n != from).unwrap();
+    let move_partition = |index: &str, to: &str, extra: &[&str]| {
+        let args = [
             "ts",
             "move",
             "m",
             "--at",
             "2024-05-01",
             "--index",
-            "10",
+            index,
             "--to",
-            &to.to_string(),
-        ],
-    );
+            to,
+        ];
+        shale(&c, d, &[&args[..], extra].concat())
+    };
+    let (good, out, err) = move_partition("10", &to.to_string(), &["--json"]);
+    assert!(good, "ts move failed: {err}");
+    let moved: Value = serde_json::from_str(&out).expect("JSON output");
     assert_eq!(moved[0]["node"].as_u64(), Some(to), "{moved}");
     assert_eq!(moved[0]["index"].as_u64(), Some(10));
     let after = json(&c, d, &["ts", "partitions", "m", "--at", "2024-05-01"]);
@@ -234,37 +231,9 @@ fn ts_put_and_scan_across_partitions_and_node_disk() {
     );
     assert_eq!(hour.as_array().map(Vec::len), Some(2), "{hour}");
     // Unknown node, unknown partition: typed errors, nothing changes.
-    let (good, _, err) = shale(
-        &c,
-        d,
-        &[
-            "ts",
-            "move",
-            "m",
-            "--at",
-            "2024-05-01",
-            "--index",
-            "10",
-            "--to",
-            "999",
-        ],
-    );
+    let (good, _, err) = move_partition("10", "999", &[]);
     assert!(!good && err.contains("999"), "{err}");
-    let (good, _, err) = shale(
-        &c,
-        d,
-        &[
-            "ts",
-            "move",
-            "m",
-            "--at",
-            "2024-05-01",
-            "--index",
-            "24",
-            "--to",
-            &to.to_string(),
-        ],
-    );
+    let (good, _, err) = move_partition("24", &to.to_string(), &[]);
     assert!(!good && err.to_lowercase().contains("partition"), "{err}");
     let again = json(&c, d, &["ts", "partitions", "m", "--at", "2024-05-01"]);
     assert_eq!(again[10]["node"].as_u64(), Some(to));
