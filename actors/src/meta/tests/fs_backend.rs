@@ -2,11 +2,11 @@
 //! a crash at every mutating file operation of a workload, and format versions (headers,
 //! files from before them, a newer build's files refused untouched, torn headers).
 
-use crate::meta::tests::harness::log_image;
 use super::FsBackend;
 use crate::kernel::Time;
 use crate::meta::codec::{self, META_FORMAT_VERSION};
 use crate::meta::state::{Change, LogRecord, MetaSnapshot};
+use crate::meta::tests::harness::log_image;
 use crate::meta::{BackendError, MetaBackend};
 use shale_storage::fs::{FileStore, SimFs, SimFsConfig};
 use std::sync::Arc;
